@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// The tidings command line.
+import { Command } from "commander";
+import pino from "pino";
+import { loadConfig, ConfigError } from "../config/load.js";
+import { KEY_DOCS } from "../config/schema.js";
+import { Node, VERSION } from "../relay/node.js";
+
+const program = new Command();
+program.name("tidings").description("A store-and-forward news and mail relay").version(VERSION);
+
+program
+  .command("serve")
+  .description("run a node (with no configuration file: loopback, ./data, a few groups)")
+  .option("-c, --config <file>", "configuration file (TOML)")
+  .option("--data <dir>", "data folder (overrides node.data_dir)")
+  .option("--nntp <host:port>", "NNTP listener (overrides nntp.listen)")
+  .option("--pathhost <name>", "path identity (overrides node.pathhost)")
+  .option("--log-level <level>", "log level (overrides log.level)")
+  .action(async (opts) => {
+    let config;
+    try {
+      config = loadConfig(opts.config, { dataDir: opts.data, nntpListen: opts.nntp, pathhost: opts.pathhost, logLevel: opts.logLevel });
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`tidings: configuration error\n${err.message}\n`);
+        process.exit(2);
+      }
+      throw err;
+    }
+    const log = pino({ level: config.log.level, base: { node: config.node.pathhost } }, pino.destination(2));
+    const node = new Node(config, log);
+    try {
+      await node.start();
+    } catch (err) {
+      log.fatal({ err }, "cannot start");
+      process.stderr.write(`tidings: cannot start: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+    // one plain line on stdout that scripts and tests read the port from
+    process.stdout.write(`tidings ready nntp=${node.nntpAddress!.host}:${node.nntpAddress!.port}\n`);
+    let stopping = false;
+    const stop = async (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ sig }, "stopping");
+      await node.stop();
+      process.exit(0);
+    };
+    process.on("SIGINT", () => void stop("SIGINT"));
+    process.on("SIGTERM", () => void stop("SIGTERM"));
+  });
+
+program
+  .command("config-doc")
+  .description("print every configuration key with its default, as a Markdown table")
+  .action(() => {
+    process.stdout.write("| key | default | meaning |\n|---|---|---|\n");
+    for (const k of KEY_DOCS) process.stdout.write(`| \`${k.key}\` | \`${k.default.replace(/\|/g, "\\|")}\` | ${k.doc} |\n`);
+  });
+
+program
+  .command("check-config")
+  .description("validate a configuration file and exit")
+  .argument("<file>")
+  .action((file) => {
+    try {
+      loadConfig(file);
+      process.stdout.write(`${file}: ok\n`);
+    } catch (err) {
+      process.stderr.write(`${(err as Error).message}\n`);
+      process.exit(2);
+    }
+  });
+
+await program.parseAsync();

@@ -1,0 +1,133 @@
+// OVER/XOVER, HDR/XHDR and XPAT (RFC 3977 §8.3, §8.5; RFC 2980 §2.6, §2.9 for the X forms).
+import { C } from "../codes.js";
+import { multiline, status } from "../reply.js";
+import { parseRange, type Range } from "./range.js";
+import { isMessageId } from "../../article/msgid.js";
+import { Headers, parseHeaders } from "../../article/headers.js";
+import { pattern } from "../../article/wildmat.js";
+import { readerDenied } from "./select.js";
+import type { Command } from "./types.js";
+import type { Session } from "../session.js";
+import type { OverviewRow } from "../../../storage/articles.js";
+
+function overLine(r: OverviewRow): string {
+  const xref = r.xref ? `Xref: ${r.xref}` : "";
+  return `${r.number}\t${r.subject}\t${r.author}\t${r.date}\t${r.msgid}\t${r.refs}\t${r.bytes}\t${r.lines}\t${xref}`;
+}
+
+type Target = { kind: "msgid"; msgid: string } | { kind: "range"; range: Range } | { kind: "error"; reply: string };
+
+/** The range or Message-ID a command works on; none means the current article (RFC 3977 §8.3.2). */
+function target(s: Session, arg: string | undefined, rangeOk = true): Target {
+  if (arg !== undefined && arg.startsWith("<")) {
+    if (!isMessageId(arg)) return { kind: "error", reply: status(C.SYNTAX, `Invalid Message-ID ${arg.slice(0, 80)}`) };
+    return { kind: "msgid", msgid: arg };
+  }
+  if (!s.group) return { kind: "error", reply: status(C.NO_GROUP, "No newsgroup selected") };
+  if (arg === undefined) {
+    if (s.article === undefined) return { kind: "error", reply: status(C.NO_CURRENT, "Current article number is invalid") };
+    return { kind: "range", range: { low: s.article, high: s.article } };
+  }
+  const range = rangeOk ? parseRange(arg) : undefined;
+  if (!range) return { kind: "error", reply: status(C.SYNTAX, `Invalid range ${arg.slice(0, 40)}`) };
+  return { kind: "range", range };
+}
+
+function noneInRange(t: Target, s: Session): string {
+  if (t.kind === "range" && t.range.low === t.range.high && t.range.low === s.article) return status(C.NO_CURRENT, "Current article number is invalid");
+  return status(C.NO_NUMBER, "No articles in that range");
+}
+
+export const OVER: Command = {
+  run: async (s, args) => {
+    const denied = readerDenied(s);
+    if (denied) return denied;
+    if (args.length > 1) return status(C.SYNTAX, "Usage: OVER [range|<message-id>]");
+    const t = target(s, args[0]);
+    if (t.kind === "error") return t.reply;
+    if (t.kind === "msgid") {
+      const a = await s.backend.articles.byMsgid(t.msgid);
+      const row = a && (await s.backend.articles.overviewById(a.id));
+      if (!row) return status(C.NO_MSGID, `No such article ${t.msgid}`);
+      return multiline(C.OVER_OK, "Overview information follows", [overLine({ ...row, number: 0 })]);
+    }
+    const rows = await s.backend.articles.overview(s.group!.id, t.range.low, t.range.high);
+    if (rows.length === 0) return noneInRange(t, s);
+    return multiline(C.OVER_OK, "Overview information follows", rows.map(overLine));
+  },
+};
+
+const OVERVIEW_HEADER: Record<string, (r: OverviewRow) => string> = {
+  subject: (r) => r.subject,
+  from: (r) => r.author,
+  date: (r) => r.date,
+  "message-id": (r) => r.msgid,
+  references: (r) => r.refs,
+  xref: (r) => r.xref,
+  ":bytes": (r) => String(r.bytes),
+  ":lines": (r) => String(r.lines),
+  bytes: (r) => String(r.bytes),
+  lines: (r) => String(r.lines),
+};
+
+/** [number, value] for the field over the target; value undefined when the article lacks it. */
+async function fieldValues(s: Session, field: string, t: Exclude<Target, { kind: "error" }>): Promise<[number, string | undefined][] | undefined> {
+  const key = field.toLowerCase();
+  const fromOverview = OVERVIEW_HEADER[key];
+  if (t.kind === "msgid") {
+    const a = await s.backend.articles.byMsgid(t.msgid);
+    if (!a) return undefined;
+    if (fromOverview) {
+      const row = await s.backend.articles.overviewById(a.id);
+      return row ? [[0, fromOverview(row) || undefined]] : undefined;
+    }
+    return [[0, headerOf(a.data, a.headerLen, key)]];
+  }
+  const g = s.group!;
+  if (fromOverview) {
+    const rows = await s.backend.articles.overview(g.id, t.range.low, t.range.high);
+    return rows.map((r) => [r.number, fromOverview(r) || undefined]);
+  }
+  if (key.startsWith(":")) return (await s.backend.articles.numbers(g.id, t.range.low, t.range.high)).map((n) => [n, undefined]);
+  const rows = await s.backend.articles.dataRange(g.id, t.range.low, t.range.high);
+  return rows.map((r) => [r.number, headerOf(r.data, r.header_len, key)]);
+}
+
+function headerOf(data: Buffer, headerLen: number, key: string): string | undefined {
+  const h = new Headers(parseHeaders(data.subarray(0, headerLen + 2)).fields);
+  const v = h.get(key);
+  return v === undefined ? undefined : v.replace(/[\t\r\n]/g, " ");
+}
+
+export const HDR: Command = {
+  run: async (s, args, verb) => {
+    const denied = readerDenied(s);
+    if (denied) return denied;
+    const legacy = verb === "XHDR";
+    if (args.length < 1 || args.length > 2) return status(C.SYNTAX, `Usage: ${verb} field [range|<message-id>]`);
+    const t = target(s, args[1]);
+    if (t.kind === "error") return t.reply;
+    const values = await fieldValues(s, args[0], t);
+    if (!values) return status(C.NO_MSGID, `No such article ${(t as { msgid: string }).msgid}`);
+    if (values.length === 0) return noneInRange(t, s);
+    // RFC 3977 §8.5.2: an absent header is an empty value; XHDR (RFC 2980) says "(none)"
+    const lines = values.map(([n, v]) => `${n} ${v ?? (legacy ? "(none)" : "")}`);
+    return multiline(legacy ? C.HEAD : C.HDR_OK, legacy ? `${args[0]} fields follow` : "Headers follow", lines);
+  },
+};
+
+export const XPAT: Command = {
+  run: async (s, args) => {
+    const denied = readerDenied(s);
+    if (denied) return denied;
+    if (args.length < 3) return status(C.SYNTAX, "Usage: XPAT field range|<message-id> pattern [pattern ...]");
+    const t = target(s, args[1]);
+    if (t.kind === "error") return t.reply;
+    const patterns = args.slice(2).map(pattern);
+    const match = (v: string) => patterns.some((p) => p(v));
+    const values = await fieldValues(s, args[0], t);
+    if (!values) return status(C.NO_MSGID, `No such article ${(t as { msgid: string }).msgid}`);
+    const lines = values.filter(([, v]) => v !== undefined && match(v)).map(([n, v]) => `${n} ${v}`);
+    return multiline(C.HEAD, `${args[0]} matches follow`, lines);
+  },
+};

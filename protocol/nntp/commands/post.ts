@@ -1,0 +1,34 @@
+// POST (RFC 3977 §6.3.1): the node injects the article (RFC 5537 §3.5).
+import { C } from "../codes.js";
+import { status } from "../reply.js";
+import type { Command } from "./types.js";
+
+export const POST: Command = {
+  block: "after-reply",
+  run: async (s, args) => {
+    if (args.length) {
+      s.framer.resume("line");
+      return status(C.SYNTAX, "Usage: POST");
+    }
+    if (!s.perms.post) {
+      s.framer.resume("line");
+      return status(C.POST_DENIED, `Posting not permitted from ${s.client}`);
+    }
+    s.interim(status(C.POST_SEND, "Input article; end with <CR-LF>.<CR-LF>"));
+    s.framer.resume("block");
+    const b = await s.nextBlock();
+    if (b.tooBig) return status(C.POST_FAILED, `Article too large (${b.size} > ${s.limits.maxArticle} octets)`);
+    const o = await s.backend.ingest(b.data, { kind: "post", client: s.client });
+    switch (o.kind) {
+      case "accepted":
+        return status(C.POST_OK, `Article received OK ${o.msgid}`);
+      case "duplicate":
+        return status(C.POST_FAILED, `${o.reason} ${o.msgid}`);
+      case "rejected":
+        return status(C.POST_FAILED, o.reason);
+      case "deferred":
+        // POST has no "try later" code: 441 with a reason that says so
+        return status(C.POST_FAILED, o.reason);
+    }
+  },
+};

@@ -1,0 +1,68 @@
+// ARTICLE, HEAD, BODY, STAT by number, by Message-ID and on the current article (RFC 3977 §6.2).
+import { C } from "../codes.js";
+import { status, stuffBlock, type Reply } from "../reply.js";
+import { parseNumber } from "./range.js";
+import { isMessageId } from "../../article/msgid.js";
+import { readerDenied } from "./select.js";
+import type { Command } from "./types.js";
+import type { StoredArticle } from "../../../storage/articles.js";
+
+type Part = "article" | "head" | "body" | "stat";
+
+const CODE: Record<Part, number> = { article: C.ARTICLE, head: C.HEAD, body: C.BODY, stat: C.STAT };
+
+function render(part: Part, number: number, a: StoredArticle): Reply {
+  const line = `${CODE[part]} ${number} ${a.msgid}\r\n`;
+  if (part === "stat") return line;
+  let data: Buffer;
+  if (part === "article") data = a.data;
+  else if (part === "head") data = a.data.subarray(0, a.headerLen);
+  else data = a.data.subarray(Math.min(a.headerLen + 2, a.data.length));
+  return [line, ...stuffBlock(data)];
+}
+
+function retrieve(part: Part): Command {
+  const verb = part.toUpperCase();
+  return {
+    run: async (s, args) => {
+      const denied = readerDenied(s);
+      if (denied) return denied;
+      if (args.length > 1) return status(C.SYNTAX, `Usage: ${verb} [<message-id>|number]`);
+      const arg = args[0];
+      if (arg !== undefined && arg.startsWith("<")) {
+        if (!isMessageId(arg)) return status(C.SYNTAX, `Invalid Message-ID ${arg.slice(0, 80)}`);
+        if (part === "stat") {
+          return (await s.backend.articles.exists(arg)) ? status(C.STAT, `0 ${arg}`) : status(C.NO_MSGID, `No such article ${arg}`);
+        }
+        const a = await s.backend.articles.byMsgid(arg);
+        if (!a) return status(C.NO_MSGID, `No such article ${arg}`);
+        return render(part, 0, a); // RFC 3977 §6.2.1.2: number 0 for the message-id form
+      }
+      if (!s.group) return status(C.NO_GROUP, "No newsgroup selected");
+      let number: number | undefined;
+      if (arg === undefined) {
+        if (s.article === undefined) return status(C.NO_CURRENT, "Current article number is invalid");
+        number = s.article;
+      } else {
+        number = parseNumber(arg);
+        if (number === undefined) return status(C.SYNTAX, `Invalid article number ${arg.slice(0, 40)}`);
+      }
+      const at = await s.backend.articles.atNumber(s.group.id, number);
+      if (!at) {
+        return arg === undefined
+          ? status(C.NO_CURRENT, "Current article number is invalid")
+          : status(C.NO_NUMBER, `No article with number ${number}`);
+      }
+      s.article = number;
+      if (part === "stat") return status(C.STAT, `${number} ${at.msgid}`);
+      const a = await s.backend.articles.byId(at.id);
+      if (!a) return status(C.NO_NUMBER, `No article with number ${number}`);
+      return render(part, number, a);
+    },
+  };
+}
+
+export const ARTICLE = retrieve("article");
+export const HEAD = retrieve("head");
+export const BODY = retrieve("body");
+export const STAT = retrieve("stat");

@@ -1,0 +1,10 @@
+import type { Reply } from "../reply.js";
+import type { Session } from "../session.js";
+
+export interface Command {
+  /** Runs alongside other concurrent commands (CHECK, TAKETHIS); replies stay in order. */
+  concurrent?: boolean;
+  /** "always": an article follows the command line (TAKETHIS); "after-reply": only after 340/335. */
+  block?: "always" | "after-reply";
+  run(s: Session, args: string[], verb: string): Reply | Promise<Reply>;
+}

@@ -1,0 +1,215 @@
+// Turns the bytes of an NNTP connection into command lines and dot-terminated
+// blocks (RFC 3977 §3.1, §3.1.1). Knows nothing of what the commands mean.
+
+const LF = 0x0a;
+const CR = 0x0d;
+const DOT = 0x2e;
+const LF_DOT = Buffer.from("\n.");
+
+/** What the consumer wants to read next, decided synchronously on each line. */
+export type Mode = "line" | "block" | "wait";
+
+export interface FramerSink {
+  /** A command line without its CRLF. Returns what follows it on the wire. */
+  line(text: string): Mode;
+  /** A command line longer than the limit; it has been discarded whole. */
+  lineTooLong(octets: number): Mode;
+  /**
+   * A dot-terminated block, unstuffed, with CRLF line ends as sent. `tooBig` means
+   * it exceeded the size bound and `data` is empty: the bytes were read and dropped.
+   */
+  block(data: Buffer, size: number, tooBig: boolean): Mode;
+}
+
+export interface FramerLimits {
+  /** Longest command line, CRLF included (RFC 3977 §3.1: 512). */
+  maxLine: number;
+  /** Largest block kept, in octets after unstuffing. */
+  maxBlock: number;
+}
+
+export class Framer {
+  #mode: Mode = "line";
+  #held: Buffer[] = []; // bytes not yet framed (partial line, or all of it while waiting)
+  #heldBytes = 0;
+  #discarding = false; // inside an over-long command line
+  #discarded = 0;
+  // block state
+  #parts: Buffer[] = [];
+  #size = 0;
+  #tooBig = false;
+  #lineStart = true;
+  #inCallback = false;
+  #resumed = false;
+
+  constructor(private readonly sink: FramerSink, private readonly limits: FramerLimits) {}
+
+  get mode(): Mode {
+    return this.#mode;
+  }
+
+  /** Leaves the "wait" mode (after a 340/335 or a refusal) and frames what was held. */
+  resume(mode: Exclude<Mode, "wait">): void {
+    if (this.#inCallback) {
+      // decided synchronously inside sink.line(): that verdict wins over its return value
+      this.#resumed = true;
+      this.#setMode(mode);
+      return;
+    }
+    this.#mode = mode;
+    if (mode === "block") this.#startBlock();
+    const held = this.#takeHeld();
+    if (held) this.push(held);
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#mode === "wait") {
+      this.#hold(chunk);
+      return;
+    }
+    if (this.#heldBytes > 0) {
+      this.#hold(chunk);
+      chunk = this.#takeHeld()!;
+    }
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#mode === "line") at = this.#lines(chunk, at);
+      else if (this.#mode === "block") at = this.#block(chunk, at);
+      else {
+        this.#hold(chunk.subarray(at));
+        return;
+      }
+    }
+  }
+
+  #takeHeld(): Buffer | undefined {
+    if (this.#heldBytes === 0) return undefined;
+    const b = this.#held.length === 1 ? this.#held[0] : Buffer.concat(this.#held, this.#heldBytes);
+    this.#held = [];
+    this.#heldBytes = 0;
+    return b;
+  }
+
+  #hold(b: Buffer): void {
+    if (b.length === 0) return;
+    this.#held.push(b);
+    this.#heldBytes += b.length;
+  }
+
+  #lines(chunk: Buffer, at: number): number {
+    while (at < chunk.length && this.#mode === "line") {
+      const lf = chunk.indexOf(LF, at);
+      if (lf < 0) {
+        const rest = chunk.length - at;
+        if (this.#discarding) {
+          this.#discarded += rest;
+        } else if (rest > this.limits.maxLine) {
+          this.#discarding = true;
+          this.#discarded = rest;
+        } else {
+          // keep a copy: the chunk's memory may be reused by the caller
+          this.#hold(Buffer.from(chunk.subarray(at)));
+        }
+        return chunk.length;
+      }
+      if (this.#discarding) {
+        const octets = this.#discarded + (lf + 1 - at);
+        this.#discarding = false;
+        this.#discarded = 0;
+        at = lf + 1;
+        this.#setMode(this.sink.lineTooLong(octets));
+        continue;
+      }
+      const octets = lf + 1 - at;
+      if (octets > this.limits.maxLine) {
+        at = lf + 1;
+        this.#setMode(this.sink.lineTooLong(octets));
+        continue;
+      }
+      const end = lf > at && chunk[lf - 1] === CR ? lf - 1 : lf;
+      const text = chunk.toString("utf8", at, end);
+      at = lf + 1;
+      this.#inCallback = true;
+      this.#resumed = false;
+      let next: Mode;
+      try {
+        next = this.sink.line(text);
+      } finally {
+        this.#inCallback = false;
+      }
+      if (!this.#resumed) this.#setMode(next);
+    }
+    return at;
+  }
+
+  #setMode(m: Mode): void {
+    if (m === "block" && this.#mode !== "block") this.#startBlock();
+    this.#mode = m;
+  }
+
+  #startBlock(): void {
+    this.#parts = [];
+    this.#size = 0;
+    this.#tooBig = false;
+    this.#lineStart = true;
+  }
+
+  #append(b: Buffer): void {
+    if (b.length === 0) return;
+    this.#size += b.length;
+    if (this.#tooBig) return;
+    if (this.#size > this.limits.maxBlock) {
+      this.#tooBig = true;
+      this.#parts = [];
+      return;
+    }
+    this.#parts.push(b);
+  }
+
+  /** RFC 3977 §3.1.1: a leading "." is doubled on the wire; "." alone ends the block. */
+  #block(chunk: Buffer, at: number): number {
+    const n = chunk.length;
+    while (at < n) {
+      if (this.#lineStart) {
+        if (chunk[at] === DOT) {
+          if (at + 1 >= n) {
+            this.#hold(Buffer.from(chunk.subarray(at)));
+            return n;
+          }
+          const c1 = chunk[at + 1];
+          if (c1 === LF) return this.#endBlock(at + 2);
+          if (c1 === CR) {
+            if (at + 2 >= n) {
+              this.#hold(Buffer.from(chunk.subarray(at)));
+              return n;
+            }
+            if (chunk[at + 2] === LF) return this.#endBlock(at + 3);
+          }
+          at += 1; // undo the stuffing
+        }
+        this.#lineStart = false;
+      }
+      const j = chunk.indexOf(LF_DOT, at);
+      if (j < 0) {
+        // copy: parts outlive this chunk
+        this.#append(Buffer.from(chunk.subarray(at)));
+        this.#lineStart = chunk[n - 1] === LF;
+        return n;
+      }
+      this.#append(chunk.subarray(at, j + 1));
+      at = j + 1;
+      this.#lineStart = true;
+    }
+    return at;
+  }
+
+  #endBlock(next: number): number {
+    const tooBig = this.#tooBig;
+    const size = this.#size;
+    const data = tooBig ? Buffer.alloc(0) : Buffer.concat(this.#parts, size);
+    this.#parts = [];
+    this.#mode = "line";
+    this.#setMode(this.sink.block(data, size, tooBig));
+    return next;
+  }
+}

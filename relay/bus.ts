@@ -1,0 +1,16 @@
+// The node's doorbell: accepted articles are published here after COMMIT.
+// Feeds wake on it but read their work from storage, so a restart loses the
+// doorbell, never the work.
+import { Subject } from "rxjs";
+
+export interface AcceptedArticle {
+  id: number;
+  msgid: string;
+  groups: string[];
+  bytes: number;
+  source: string;
+}
+
+export class Bus {
+  readonly accepted$ = new Subject<AcceptedArticle>();
+}

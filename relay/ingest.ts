@@ -1,0 +1,199 @@
+// The one path every article takes into the node, whatever its source (POST,
+// IHAVE, TAKETHIS, later feeds and gateways): parse, validate (RFC 5536),
+// policy, Path, dedup, commit. Only a committed article is "accepted".
+import { randomBytes } from "node:crypto";
+import { HeaderError, Headers, parseHeaders, unfold, clip } from "../protocol/article/headers.js";
+import { isMessageId } from "../protocol/article/msgid.js";
+import { parseNewsgroups } from "../protocol/article/newsgroups.js";
+import { pathNames, prependPath, isPathIdentity, pathIdentities } from "../protocol/article/path.js";
+import { formatDateHeader, parseDateHeader } from "../protocol/article/date.js";
+import type { Storage } from "../storage/database.js";
+import { WriterBusy } from "../storage/writer.js";
+import { isTransient } from "../storage/sqlite.js";
+import type { Bus } from "./bus.js";
+import type { Logger } from "pino";
+
+export type SourceKind = "post" | "ihave" | "takethis";
+
+export interface Source {
+  kind: SourceKind;
+  /** Client address, for Injection-Info and logs. */
+  client: string;
+  /** The Message-ID named by IHAVE or TAKETHIS. */
+  offered?: string;
+  /** Name of the peer it came from, when known. */
+  peer?: string;
+}
+
+export type Outcome =
+  | { kind: "accepted"; msgid: string; id: number }
+  | { kind: "duplicate"; msgid: string; reason: string }
+  | { kind: "rejected"; msgid?: string; reason: string }
+  | { kind: "deferred"; msgid?: string; reason: string };
+
+export interface IngestOptions {
+  pathhost: string;
+  maxFutureSeconds: number;
+  rememberRefused: boolean;
+}
+
+const REQUIRED = ["message-id", "newsgroups", "from", "subject", "date", "path"];
+
+class Refuse extends Error {}
+
+export class Ingest {
+  readonly counts = { accepted: 0, duplicate: 0, rejected: 0, deferred: 0 };
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly bus: Bus,
+    private readonly opts: IngestOptions,
+    private readonly log: Logger,
+  ) {}
+
+  async article(raw: Buffer, source: Source): Promise<Outcome> {
+    let msgid: string | undefined = source.offered;
+    try {
+      const prepared = this.#prepare(raw, source);
+      msgid = prepared.msgid;
+      if (await this.storage.history.has(msgid)) return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
+      const r = await this.storage.writer.store(prepared);
+      if (r.kind === "duplicate") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
+      this.bus.accepted$.next({ id: r.id, msgid, groups: prepared.groups, bytes: raw.length, source: source.kind });
+      return this.#count({ kind: "accepted", msgid, id: r.id });
+    } catch (err) {
+      if (err instanceof Refuse || err instanceof HeaderError) {
+        const reason = err.message;
+        if (source.kind !== "post" && this.opts.rememberRefused && msgid && isMessageId(msgid)) {
+          this.storage.writer.refuse(msgid).catch(() => {});
+        }
+        this.log.debug({ msgid, source: source.kind, client: source.client, reason }, "article refused");
+        return this.#count({ kind: "rejected", msgid, reason });
+      }
+      if (err instanceof WriterBusy || isTransient(err)) {
+        this.log.warn({ msgid, err: String(err) }, "article deferred: storage busy");
+        return this.#count({ kind: "deferred", msgid, reason: `Storage busy (${(err as Error).message}); try again later` });
+      }
+      // Unknown failures defer too: a valid article must never be refused for our fault.
+      this.log.error({ msgid, err }, "ingest failed");
+      return this.#count({ kind: "deferred", msgid, reason: "Internal error; try again later" });
+    }
+  }
+
+  #count<T extends Outcome>(o: T): T {
+    this.counts[o.kind]++;
+    return o;
+  }
+
+  #prepare(raw: Buffer, source: Source) {
+    const parsed = parseHeaders(raw);
+    const h = new Headers(parsed.fields);
+    const now = Date.now();
+    const post = source.kind === "post";
+    const pathhost = this.opts.pathhost;
+
+    for (const key of REQUIRED) {
+      if (h.count(key) > 1) throw new Refuse(`Duplicate header: ${h.all(key)[0].name}`);
+    }
+
+    // Message-ID (RFC 5536 §3.1.3)
+    let msgid = h.get("message-id");
+    if (msgid === undefined) {
+      if (!post) throw new Refuse("Missing required header: Message-ID");
+      msgid = `<${now.toString(36)}.${randomBytes(6).toString("hex")}@${pathhost}>`;
+      h.set("Message-ID", msgid);
+    } else if (!isMessageId(msgid)) {
+      throw new Refuse(`Invalid Message-ID: ${clip(msgid)}`);
+    }
+    if (source.offered && source.offered !== msgid) {
+      throw new Refuse(`Message-ID ${clip(msgid)} does not match offered ${clip(source.offered)}`);
+    }
+
+    // Newsgroups, From, Subject (RFC 5536 §3.1.4, §3.1.2, §3.1.3 of 5322)
+    const newsgroups = h.get("newsgroups");
+    if (newsgroups === undefined || newsgroups === "") throw new Refuse("Missing required header: Newsgroups");
+    let groups: string[];
+    try {
+      groups = parseNewsgroups(newsgroups);
+    } catch (err) {
+      throw new Refuse((err as Error).message);
+    }
+    const from = h.get("from");
+    if (!from) throw new Refuse("Missing required header: From");
+    if (!/@|<.+>/.test(from)) throw new Refuse(`Invalid From header: ${clip(from)}`);
+    const subject = h.get("subject");
+    if (subject === undefined || subject === "") throw new Refuse("Missing required header: Subject");
+
+    // Date (RFC 5536 §3.1.1)
+    const date = h.get("date");
+    if (date === undefined) {
+      if (!post) throw new Refuse("Missing required header: Date");
+      h.set("Date", formatDateHeader(now));
+    } else {
+      const t = parseDateHeader(date);
+      if (t === undefined) throw new Refuse(`Invalid Date header: ${clip(date)}`);
+      if (t > now + this.opts.maxFutureSeconds * 1000) throw new Refuse(`Article dated in the future: ${clip(date)}`);
+    }
+
+    // Path (RFC 5537 §3.2): a relay refuses what already passed through it.
+    const path = h.get("path");
+    if (post) {
+      // RFC 5537 §3.5: the injecting agent refuses an article already injected,
+      // and adds Path, Injection-Date and Injection-Info.
+      if (h.count("injection-info") > 0) throw new Refuse("Article already injected (has Injection-Info)");
+      if (path) h.set("Path", `${pathhost}!.POSTED!${path}`);
+      else h.prepend("Path", `${pathhost}!.POSTED!not-for-mail`);
+      h.set("Injection-Date", formatDateHeader(now));
+      h.set("Injection-Info", `${pathhost}; posting-host="${source.client}"`);
+    } else {
+      if (path === undefined || path === "") throw new Refuse("Missing required header: Path");
+      const ids = pathIdentities(path);
+      if (ids.length === 0 || !ids.every(isPathIdentity)) throw new Refuse(`Invalid Path header: ${clip(path)}`);
+      if (pathNames(path, pathhost)) throw new Refuse(`Article already passed through ${pathhost} (Path loop)`);
+      h.set("Path", prependPath(pathhost, path));
+    }
+    h.remove("xref"); // RFC 5536 §3.2.14: Xref is this server's own
+
+    // Policy: which groups here carry it.
+    const carried = groups.filter((g) => this.storage.groups.get(g));
+    if (carried.length === 0) throw new Refuse(`No carried newsgroups in ${clip(newsgroups)}`);
+    if (post) {
+      for (const g of carried) {
+        const status = this.storage.groups.get(g)!.status;
+        // RFC 5537 §3.5.1: a moderated group needs Approved; no moderator
+        // addresses are configured yet, so an unapproved posting is refused.
+        if (status === "m" && h.count("approved") === 0) throw new Refuse(`Group ${g} is moderated and no moderator address is configured`);
+        if (status === "n") throw new Refuse(`Posting to ${g} is not allowed`);
+      }
+    }
+
+    const body = parsed.hasSeparator ? raw.subarray(parsed.bodyStart) : Buffer.alloc(0);
+    return {
+      msgid,
+      header: h.serialize(),
+      body,
+      groups: carried,
+      subject: overviewField(h.get("subject")),
+      author: overviewField(h.get("from")),
+      date: overviewField(h.get("date")),
+      refs: overviewField(h.get("references")),
+      lines: countLines(body),
+      source: source.peer ?? source.kind,
+      arrived: now,
+    };
+  }
+}
+
+/** RFC 3977 §8.3.2: overview fields are unfolded, with TAB, CR and LF made spaces. */
+function overviewField(v: string | undefined): string {
+  return v ? unfold(v).replace(/[\t\r\n]/g, " ") : "";
+}
+
+function countLines(body: Buffer): number {
+  if (body.length === 0) return 0;
+  let n = 0;
+  let i = -1;
+  while ((i = body.indexOf(0x0a, i + 1)) >= 0) n++;
+  if (body[body.length - 1] !== 0x0a) n++;
+  return n;
+}

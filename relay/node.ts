@@ -1,0 +1,101 @@
+// Wires one tidings node: storage, ingest, the bus, the NNTP listener.
+import type { Logger } from "pino";
+import type { Config } from "../config/schema.js";
+import { Storage } from "../storage/database.js";
+import { Bus } from "./bus.js";
+import { Ingest } from "./ingest.js";
+import { InFlight } from "./wip.js";
+import { AddressList } from "./access.js";
+import { NntpServer } from "./nntp-server.js";
+import type { NntpBackend, Permissions } from "../protocol/nntp/backend.js";
+import type { Group } from "../storage/groups.js";
+
+export const VERSION = "0.1.0";
+
+export class Node {
+  readonly bus = new Bus();
+  readonly wip = new InFlight();
+  nntp!: NntpServer;
+  storage!: Storage;
+  ingest!: Ingest;
+  nntpAddress?: { host: string; port: number };
+
+  constructor(readonly config: Config, readonly log: Logger) {}
+
+  async start(): Promise<void> {
+    const c = this.config;
+    this.storage = await Storage.open({
+      dataDir: c.node.data_dir,
+      synchronous: c.storage.synchronous,
+      pathhost: c.node.pathhost,
+      maxBatch: c.storage.max_batch,
+      maxQueue: c.storage.max_queue,
+    });
+    await this.storage.groups.ensure(c.group);
+    this.ingest = new Ingest(
+      this.storage,
+      this.bus,
+      { pathhost: c.node.pathhost, maxFutureSeconds: c.articles.max_future, rememberRefused: c.articles.remember_refused },
+      this.log.child({ part: "ingest" }),
+    );
+    this.nntp = new NntpServer(
+      this.#backend(),
+      {
+        maxLine: c.nntp.max_line,
+        maxArticle: c.nntp.max_article_bytes,
+        maxInFlight: c.nntp.max_in_flight,
+        maxConnections: c.nntp.max_connections,
+        maxPerClient: c.nntp.max_connections_per_client,
+        idleSeconds: c.nntp.idle_timeout,
+      },
+      this.log.child({ part: "nntp" }),
+    );
+    const [host, port] = splitHostPort(c.nntp.listen);
+    const addr = await this.nntp.listen(host, port);
+    this.nntpAddress = { host: addr.address, port: addr.port };
+    this.log.info({ nntp: `${addr.address}:${addr.port}`, data: c.node.data_dir, pathhost: c.node.pathhost }, "tidings node started");
+  }
+
+  #backend(): NntpBackend {
+    const c = this.config;
+    const readers = new AddressList(c.nntp.reader_from);
+    const posters = new AddressList(c.nntp.posting_from);
+    const peers = new AddressList(c.nntp.transit_from);
+    const storage = this.storage;
+    const wip = this.wip;
+    const ingest = this.ingest;
+    return {
+      pathhost: c.node.pathhost,
+      implementation: `tidings ${VERSION}`,
+      permissions(client: string): Permissions {
+        const transit = peers.has(client);
+        return {
+          read: readers.has(client),
+          post: posters.has(client),
+          transit,
+          why: transit ? undefined : "not a configured peer",
+        };
+      },
+      group: (name: string): Group | undefined => storage.groups.get(name),
+      groups: () => storage.groups.list(),
+      articles: storage.articles,
+      seen: (msgid) => storage.history.has(msgid),
+      claim: (msgid, owner) => wip.claim(msgid, owner),
+      heldByOther: (msgid, owner) => wip.heldByOther(msgid, owner),
+      release: (msgid, owner) => wip.release(msgid, owner),
+      releaseAll: (owner) => wip.releaseAll(owner),
+      ingest: (raw, source) => ingest.article(raw, source),
+    };
+  }
+
+  async stop(): Promise<void> {
+    await this.nntp?.close();
+    await this.storage?.close();
+  }
+}
+
+export function splitHostPort(s: string): [string, number] {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(s);
+  if (!m) throw new Error(`expected HOST:PORT, got ${s}`);
+  return [m[1], Number(m[2])];
+}

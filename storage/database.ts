@@ -1,0 +1,48 @@
+// Opens the node's SQLite database: one writer connection (group commit) and
+// one reader connection, so readers see only committed data and never block it.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Db } from "./sqlite.js";
+import { migrate } from "./schema.js";
+import { GroupTable } from "./groups.js";
+import { History } from "./history.js";
+import { Articles } from "./articles.js";
+import { Writer, type WriterOptions } from "./writer.js";
+
+export interface StorageOptions extends WriterOptions {
+  dataDir: string;
+  /** PRAGMA synchronous: "full" syncs every commit to disk, "normal" survives a process crash but maybe not power loss. */
+  synchronous: "full" | "normal";
+}
+
+export class Storage {
+  private constructor(
+    readonly writeDb: Db,
+    readonly readDb: Db,
+    readonly groups: GroupTable,
+    readonly history: History,
+    readonly articles: Articles,
+    readonly writer: Writer,
+  ) {}
+
+  static async open(opts: StorageOptions): Promise<Storage> {
+    mkdirSync(opts.dataDir, { recursive: true });
+    const file = join(opts.dataDir, "tidings.sqlite");
+    const w = await Db.open(file);
+    await w.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"};
+      PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 4000;`);
+    await migrate(w);
+    const r = await Db.open(file);
+    await r.exec("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000; PRAGMA query_only = ON;");
+    const groups = await GroupTable.load(w);
+    const writer = new Writer(w, groups, opts);
+    await writer.init();
+    return new Storage(w, r, groups, new History(r), new Articles(r), writer);
+  }
+
+  async close(): Promise<void> {
+    await this.writer.close();
+    await this.readDb.close();
+    await this.writeDb.close();
+  }
+}

@@ -1,0 +1,71 @@
+// The database schema as numbered migrations; later issues append to MIGRATIONS.
+import type { Db } from "./sqlite.js";
+
+export const MIGRATIONS: string[] = [
+  // 1: the news store
+  `
+  CREATE TABLE groups (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    low INTEGER NOT NULL DEFAULT 1,
+    high INTEGER NOT NULL DEFAULT 0,
+    count INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'y',
+    created INTEGER NOT NULL,
+    creator TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT ''
+  );
+  -- every Message-ID seen; status 1 accepted, 2 refused, 3 expired (RFC 5537 §3.6)
+  CREATE TABLE history (
+    msgid TEXT PRIMARY KEY,
+    status INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    article INTEGER
+  ) WITHOUT ROWID;
+  -- one row an article: overview fields and metadata; bytes in article_data
+  CREATE TABLE articles (
+    id INTEGER PRIMARY KEY,
+    msgid TEXT NOT NULL,
+    arrived INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    author TEXT NOT NULL,
+    date TEXT NOT NULL,
+    refs TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    lines INTEGER NOT NULL,
+    xref TEXT NOT NULL,
+    header_len INTEGER NOT NULL,
+    source TEXT NOT NULL DEFAULT ''
+  );
+  CREATE INDEX articles_arrived ON articles(arrived);
+  CREATE TABLE article_data (
+    id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+  );
+  -- article numbers per group (RFC 3977 §6.1.1)
+  CREATE TABLE group_articles (
+    group_id INTEGER NOT NULL,
+    number INTEGER NOT NULL,
+    article INTEGER NOT NULL,
+    PRIMARY KEY (group_id, number)
+  ) WITHOUT ROWID;
+  `,
+];
+
+export async function migrate(db: Db): Promise<number> {
+  const row = await db.get<{ user_version: number }>("PRAGMA user_version");
+  let version = row?.user_version ?? 0;
+  while (version < MIGRATIONS.length) {
+    await db.exec("BEGIN IMMEDIATE");
+    try {
+      await db.exec(MIGRATIONS[version]);
+      version++;
+      await db.exec(`PRAGMA user_version = ${version}`);
+      await db.exec("COMMIT");
+    } catch (err) {
+      await db.exec("ROLLBACK").catch(() => {});
+      throw err;
+    }
+  }
+  return version;
+}

@@ -1,0 +1,88 @@
+// Promise wrappers over the sqlite3 package; the only file that touches its callbacks.
+import sqlite3 from "sqlite3";
+
+export type Params = unknown[];
+
+export class Db {
+  private constructor(readonly raw: sqlite3.Database, readonly file: string) {}
+
+  static open(file: string, readOnly = false): Promise<Db> {
+    return new Promise((resolve, reject) => {
+      const mode = readOnly ? sqlite3.OPEN_READONLY : sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE;
+      const raw = new sqlite3.Database(file, mode, (err) => (err ? reject(err) : resolve(new Db(raw, file))));
+    });
+  }
+
+  exec(sql: string): Promise<void> {
+    return new Promise((resolve, reject) => this.raw.exec(sql, (err) => (err ? reject(err) : resolve())));
+  }
+
+  run(sql: string, params: Params = []): Promise<{ changes: number; lastID: number }> {
+    return new Promise((resolve, reject) =>
+      this.raw.run(sql, params, function (err) {
+        if (err) reject(err);
+        else resolve({ changes: this.changes, lastID: this.lastID });
+      }),
+    );
+  }
+
+  all<T>(sql: string, params: Params = []): Promise<T[]> {
+    return new Promise((resolve, reject) => this.raw.all(sql, params, (err, rows) => (err ? reject(err) : resolve(rows as T[]))));
+  }
+
+  get<T>(sql: string, params: Params = []): Promise<T | undefined> {
+    return new Promise((resolve, reject) => this.raw.get(sql, params, (err, row) => (err ? reject(err) : resolve(row as T | undefined))));
+  }
+
+  prepare(sql: string): Promise<Stmt> {
+    return new Promise((resolve, reject) => {
+      const st = this.raw.prepare(sql, (err) => (err ? reject(err) : resolve(new Stmt(st))));
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve, reject) => this.raw.close((err) => (err ? reject(err) : resolve())));
+  }
+}
+
+export class Stmt {
+  constructor(readonly raw: sqlite3.Statement) {}
+
+  run(params: Params): Promise<number> {
+    return new Promise((resolve, reject) =>
+      this.raw.run(params, function (err) {
+        if (err) reject(err);
+        else resolve(this.changes);
+      }),
+    );
+  }
+
+  all<T>(params: Params): Promise<T[]> {
+    return new Promise((resolve, reject) => this.raw.all(params, (err, rows) => (err ? reject(err) : resolve(rows as T[]))));
+  }
+
+  get<T>(params: Params): Promise<T | undefined> {
+    return new Promise((resolve, reject) => this.raw.get(params, (err, row) => (err ? reject(err) : resolve(row as T | undefined))));
+  }
+}
+
+/** Statements whose text depends only on a row count, prepared once per count. */
+export class StmtCache {
+  #cache = new Map<number, Promise<Stmt>>();
+  constructor(private readonly db: Db, private readonly build: (rows: number) => string) {}
+
+  get(rows: number): Promise<Stmt> {
+    let st = this.#cache.get(rows);
+    if (!st) {
+      st = this.db.prepare(this.build(rows));
+      this.#cache.set(rows, st);
+    }
+    return st;
+  }
+}
+
+/** SQLite's own codes that mean "try again later" rather than "this input is bad". */
+export function isTransient(err: unknown): boolean {
+  const code = (err as { code?: string })?.code ?? "";
+  return /SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|NOMEM|INTERRUPT|PROTOCOL)/.test(code);
+}

@@ -1,0 +1,228 @@
+// The single writer: group commit. Articles that arrive together share one
+// transaction and multi-row statements; each caller's promise resolves only
+// after COMMIT, so nothing is acknowledged before it is durable.
+import type { Db } from "./sqlite.js";
+import { StmtCache } from "./sqlite.js";
+import type { Group, GroupTable } from "./groups.js";
+
+export interface NewArticle {
+  msgid: string;
+  /** Header section as it will be stored, each line CRLF-terminated; the writer appends Xref. */
+  header: string;
+  body: Buffer;
+  /** Groups carried here, in Newsgroups order, that the article is filed in. */
+  groups: string[];
+  subject: string;
+  author: string;
+  date: string;
+  refs: string;
+  lines: number;
+  source: string;
+  arrived: number;
+}
+
+export type WriteResult =
+  | { kind: "stored"; id: number; xref: string; numbers: [string, number][] }
+  | { kind: "duplicate" };
+
+interface Pending {
+  item: NewArticle | { refused: string; at: number };
+  resolve: (r: WriteResult) => void;
+  reject: (e: unknown) => void;
+}
+
+export class WriterBusy extends Error {}
+
+const ROWS = 200; // rows per multi-row statement
+
+export interface WriterOptions {
+  pathhost: string;
+  /** Most articles in one transaction. */
+  maxBatch: number;
+  /** Articles waiting beyond which new ones are deferred. */
+  maxQueue: number;
+}
+
+export class Writer {
+  #queue: Pending[] = [];
+  #running = false;
+  #nextId = 1;
+  #closed = false;
+  #idle: (() => void)[] = [];
+  readonly stats = { batches: 0, articles: 0, largestBatch: 0 };
+
+  #history: StmtCache;
+  #articles: StmtCache;
+  #data: StmtCache;
+  #numbers: StmtCache;
+  #known: StmtCache;
+
+  constructor(private readonly db: Db, private readonly groups: GroupTable, private readonly opts: WriterOptions) {
+    const values = (cols: number, n: number) => Array(n).fill(`(${"?,".repeat(cols - 1)}?)`).join(",");
+    this.#history = new StmtCache(db, (n) => `INSERT OR IGNORE INTO history (msgid, status, at, article) VALUES ${values(4, n)}`);
+    this.#articles = new StmtCache(
+      db,
+      (n) =>
+        `INSERT INTO articles (id, msgid, arrived, subject, author, date, refs, bytes, lines, xref, header_len, source) VALUES ${values(12, n)}`,
+    );
+    this.#data = new StmtCache(db, (n) => `INSERT INTO article_data (id, data) VALUES ${values(2, n)}`);
+    this.#numbers = new StmtCache(db, (n) => `INSERT INTO group_articles (group_id, number, article) VALUES ${values(3, n)}`);
+    this.#known = new StmtCache(db, (n) => `SELECT msgid FROM history WHERE msgid IN (${"?,".repeat(n - 1)}?)`);
+  }
+
+  async init(): Promise<void> {
+    const row = await this.db.get<{ m: number | null }>("SELECT max(id) AS m FROM articles");
+    this.#nextId = (row?.m ?? 0) + 1;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Stores an article, or reports it a duplicate; resolves after COMMIT. */
+  store(a: NewArticle): Promise<WriteResult> {
+    return this.#enqueue(a);
+  }
+
+  /** Remembers a refused Message-ID so that it is not taken again (RFC 5537 §3.6). */
+  refuse(msgid: string, at = Date.now()): Promise<WriteResult> {
+    return this.#enqueue({ refused: msgid, at });
+  }
+
+  #enqueue(item: Pending["item"]): Promise<WriteResult> {
+    if (this.#closed) return Promise.reject(new WriterBusy("storage is closing"));
+    if (this.#queue.length >= this.opts.maxQueue) return Promise.reject(new WriterBusy("storage queue full"));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject });
+      if (!this.#running) {
+        this.#running = true;
+        setImmediate(() => void this.#loop());
+      }
+    });
+  }
+
+  async #loop(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.opts.maxBatch);
+      try {
+        const results = await this.#commit(batch);
+        batch.forEach((p, i) => p.resolve(results[i]));
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    }
+    this.#running = false;
+    for (const f of this.#idle.splice(0)) f();
+  }
+
+  /** Resolves when everything queued so far has been committed or failed. */
+  drain(): Promise<void> {
+    if (!this.#running) return Promise.resolve();
+    return new Promise((r) => this.#idle.push(r));
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.drain();
+  }
+
+  async #knownIds(ids: string[]): Promise<Set<string>> {
+    const known = new Set<string>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const part = ids.slice(i, i + 500);
+      const st = await this.#known.get(part.length);
+      for (const r of await st.all<{ msgid: string }>(part)) known.add(r.msgid);
+    }
+    return known;
+  }
+
+  async #commit(batch: Pending[]): Promise<WriteResult[]> {
+    const ids = batch.map((p) => ("refused" in p.item ? p.item.refused : p.item.msgid));
+    const known = await this.#knownIds(ids);
+    const results: WriteResult[] = [];
+    const history: unknown[][] = [];
+    const articles: unknown[][] = [];
+    const data: unknown[][] = [];
+    const numbers: unknown[][] = [];
+    const highs = new Map<Group, number>(); // tentative, applied after COMMIT
+    let nextId = this.#nextId;
+
+    for (const p of batch) {
+      const item = p.item;
+      if ("refused" in item) {
+        if (!known.has(item.refused)) {
+          known.add(item.refused);
+          history.push([item.refused, 2, item.at, null]);
+        }
+        results.push({ kind: "duplicate" });
+        continue;
+      }
+      if (known.has(item.msgid)) {
+        results.push({ kind: "duplicate" });
+        continue;
+      }
+      known.add(item.msgid);
+      const id = nextId++;
+      const filed: [string, number][] = [];
+      for (const name of item.groups) {
+        const g = this.groups.get(name);
+        if (!g) continue;
+        const n = (highs.get(g) ?? g.high) + 1;
+        highs.set(g, n);
+        filed.push([name, n]);
+        numbers.push([g.id, n, id]);
+      }
+      // RFC 5536 §3.2.14: Xref names this server and the number in each group
+      const xref = `${this.opts.pathhost} ${filed.map(([g, n]) => `${g}:${n}`).join(" ")}`;
+      const header = filed.length > 0 ? item.header + `Xref: ${xref}\r\n` : item.header;
+      const headBuf = Buffer.from(header, "utf8");
+      const bytes = Buffer.concat([headBuf, CRLF, item.body]);
+      history.push([item.msgid, 1, item.arrived, id]);
+      articles.push([
+        id, item.msgid, item.arrived, item.subject, item.author, item.date, item.refs,
+        bytes.length, item.lines, filed.length > 0 ? xref : "", headBuf.length, item.source,
+      ]);
+      data.push([id, bytes]);
+      results.push({ kind: "stored", id, xref, numbers: filed });
+    }
+
+    if (history.length === 0) return results;
+    await this.db.exec("BEGIN IMMEDIATE");
+    try {
+      await this.#insert(this.#history, history);
+      await this.#insert(this.#articles, articles);
+      await this.#insert(this.#data, data);
+      await this.#insert(this.#numbers, numbers);
+      for (const [g, high] of highs) {
+        const added = high - g.high;
+        await this.db.run("UPDATE groups SET high = ?, count = count + ?, low = CASE WHEN count = 0 THEN ? ELSE low END WHERE id = ?", [
+          high, added, g.high + 1, g.id,
+        ]);
+      }
+      await this.db.exec("COMMIT");
+    } catch (err) {
+      await this.db.exec("ROLLBACK").catch(() => {});
+      throw err;
+    }
+    this.#nextId = nextId;
+    for (const [g, high] of highs) {
+      if (g.count === 0) g.low = g.high + 1;
+      g.count += high - g.high;
+      g.high = high;
+    }
+    this.stats.batches++;
+    this.stats.articles += articles.length;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+    return results;
+  }
+
+  async #insert(cache: StmtCache, rows: unknown[][]): Promise<void> {
+    for (let i = 0; i < rows.length; i += ROWS) {
+      const part = rows.slice(i, i + ROWS);
+      const st = await cache.get(part.length);
+      await st.run(part.flat());
+    }
+  }
+}
+
+const CRLF = Buffer.from("\r\n");

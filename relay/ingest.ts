@@ -56,7 +56,7 @@ export class Ingest {
     try {
       const prepared = this.#prepare(raw, source);
       msgid = prepared.msgid;
-      if (await this.storage.history.has(msgid)) return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
+      // no history lookup here: the single writer checks history inside the batch, authoritatively
       const r = await this.storage.writer.store(prepared);
       if (r.kind === "duplicate") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
       this.bus.accepted$.next({ id: r.id, msgid, groups: prepared.groups, bytes: raw.length, source: source.kind });

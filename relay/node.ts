@@ -89,6 +89,7 @@ export class Node {
   }
 
   async stop(): Promise<void> {
+    this.log.info({ writer: this.storage?.writer.stats, ingest: this.ingest?.counts }, "final statistics");
     await this.nntp?.close();
     await this.storage?.close();
   }

@@ -29,7 +29,7 @@ export class Articles {
 
   async byMsgid(msgid: string): Promise<StoredArticle | undefined> {
     const r = await this.db.get<{ id: number; data: Buffer; header_len: number }>(
-      "SELECT h.article AS id, d.data, a.header_len FROM history h JOIN articles a ON a.id = h.article JOIN article_data d ON d.id = h.article WHERE h.msgid = ? AND h.status = 1",
+      "SELECT h.article AS id, a.data, a.header_len FROM history h JOIN articles a ON a.id = h.article WHERE h.msgid = ? AND h.status = 1",
       [msgid],
     );
     return r && { id: r.id, msgid, data: r.data, headerLen: r.header_len };
@@ -42,7 +42,7 @@ export class Articles {
 
   async byId(id: number): Promise<StoredArticle | undefined> {
     const r = await this.db.get<{ msgid: string; data: Buffer; header_len: number }>(
-      "SELECT a.msgid, d.data, a.header_len FROM articles a JOIN article_data d ON d.id = a.id WHERE a.id = ?",
+      "SELECT a.msgid, a.data, a.header_len FROM articles a WHERE a.id = ?",
       [id],
     );
     return r && { id, msgid: r.msgid, data: r.data, headerLen: r.header_len };
@@ -71,7 +71,7 @@ export class Articles {
   /** Article bodies for a range, for HDR and XPAT on fields not in the overview. */
   async dataRange(groupId: number, low: number, high: number): Promise<{ number: number; data: Buffer; header_len: number }[]> {
     return this.db.all(
-      `SELECT g.number, d.data, a.header_len FROM group_articles g JOIN articles a ON a.id = g.article JOIN article_data d ON d.id = g.article
+      `SELECT g.number, a.data, a.header_len FROM group_articles g JOIN articles a ON a.id = g.article
        WHERE g.group_id = ? AND g.number BETWEEN ? AND ? ORDER BY g.number`,
       [groupId, low, high],
     );

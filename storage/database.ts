@@ -8,6 +8,7 @@ import { GroupTable } from "./groups.js";
 import { History } from "./history.js";
 import { Articles } from "./articles.js";
 import { Writer, type WriterOptions } from "./writer.js";
+import { SeenFilter } from "./seen-filter.js";
 
 export interface StorageOptions extends WriterOptions {
   dataDir: string;
@@ -29,15 +30,19 @@ export class Storage {
     mkdirSync(opts.dataDir, { recursive: true });
     const file = join(opts.dataDir, "tidings.sqlite");
     const w = await Db.open(file);
+    w.raw.serialize(); // statements on the writer connection run strictly in order (see writer.ts)
     await w.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"};
       PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 4000;`);
     await migrate(w);
     const r = await Db.open(file);
     await r.exec("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000; PRAGMA query_only = ON;");
     const groups = await GroupTable.load(w);
-    const writer = new Writer(w, groups, opts);
+    const count = (await w.get<{ n: number }>("SELECT count(*) AS n FROM history"))?.n ?? 0;
+    const seen = new SeenFilter(Math.max(4_000_000, count * 2));
+    await w.each<{ msgid: string }>("SELECT msgid FROM history", [], (row) => seen.add(row.msgid));
+    const writer = new Writer(w, groups, opts, seen);
     await writer.init();
-    return new Storage(w, r, groups, new History(r), new Articles(r), writer);
+    return new Storage(w, r, groups, new History(r, seen), new Articles(r), writer);
   }
 
   async close(): Promise<void> {

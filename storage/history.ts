@@ -2,6 +2,7 @@
 // lookup asked within one turn of the event loop shares one query.
 import type { Db } from "./sqlite.js";
 import { StmtCache } from "./sqlite.js";
+import type { SeenFilter } from "./seen-filter.js";
 
 const CHUNK = 500;
 
@@ -11,12 +12,13 @@ export class History {
   #scheduled = false;
   #stmts: StmtCache;
 
-  constructor(db: Db) {
+  constructor(db: Db, private readonly seen: SeenFilter) {
     this.#stmts = new StmtCache(db, (n) => `SELECT msgid FROM history WHERE msgid IN (${"?,".repeat(n - 1)}?)`);
   }
 
   /** Whether the Message-ID is in history (accepted, refused or expired). */
   has(msgid: string): Promise<boolean> {
+    if (!this.seen.mayHave(msgid)) return Promise.resolve(false);
     return new Promise((resolve, reject) => {
       const list = this.#waiting.get(msgid);
       if (list) list.push(resolve);
@@ -45,7 +47,7 @@ export class History {
       const known = new Set<string>();
       for (let i = 0; i < ids.length; i += CHUNK) {
         const part = ids.slice(i, i + CHUNK);
-        const st = await this.#stmts.get(part.length);
+        const st = this.#stmts.get(part.length);
         for (const r of await st.all<{ msgid: string }>(part)) known.add(r.msgid);
       }
       for (const [id, fns] of waiting) for (const f of fns) f(known.has(id));

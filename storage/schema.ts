@@ -35,13 +35,11 @@ export const MIGRATIONS: string[] = [
     lines INTEGER NOT NULL,
     xref TEXT NOT NULL,
     header_len INTEGER NOT NULL,
-    source TEXT NOT NULL DEFAULT ''
-  );
-  CREATE INDEX articles_arrived ON articles(arrived);
-  CREATE TABLE article_data (
-    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL DEFAULT '',
+    -- the article as stored, last so that overview reads stop before it
     data BLOB NOT NULL
   );
+  CREATE INDEX articles_arrived ON articles(arrived);
   -- article numbers per group (RFC 3977 §6.1.1)
   CREATE TABLE group_articles (
     group_id INTEGER NOT NULL,

@@ -4,6 +4,7 @@ import sqlite3 from "sqlite3";
 export type Params = unknown[];
 
 export class Db {
+  #stmts: Stmt[] = [];
   private constructor(readonly raw: sqlite3.Database, readonly file: string) {}
 
   static open(file: string, readOnly = false): Promise<Db> {
@@ -34,13 +35,33 @@ export class Db {
     return new Promise((resolve, reject) => this.raw.get(sql, params, (err, row) => (err ? reject(err) : resolve(row as T | undefined))));
   }
 
+  /** Prepares without waiting: the statement is usable at once, errors surface on first use. */
+  prepareNow(sql: string): Stmt {
+    const s = new Stmt(this.raw.prepare(sql));
+    this.#stmts.push(s);
+    return s;
+  }
+
   prepare(sql: string): Promise<Stmt> {
     return new Promise((resolve, reject) => {
-      const st = this.raw.prepare(sql, (err) => (err ? reject(err) : resolve(new Stmt(st))));
+      const st = this.raw.prepare(sql, (err) => {
+        if (err) return reject(err);
+        const s = new Stmt(st);
+        this.#stmts.push(s);
+        resolve(s);
+      });
     });
   }
 
-  close(): Promise<void> {
+  /** Calls `fn` for each row without holding them all in memory. */
+  each<T>(sql: string, params: Params, fn: (row: T) => void): Promise<number> {
+    return new Promise((resolve, reject) =>
+      this.raw.each(sql, params, (err, row) => (err ? undefined : fn(row as T)), (err, n) => (err ? reject(err) : resolve(n))),
+    );
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#stmts.splice(0)) await new Promise<void>((r) => s.raw.finalize(() => r()));
     return new Promise((resolve, reject) => this.raw.close((err) => (err ? reject(err) : resolve())));
   }
 }
@@ -68,13 +89,13 @@ export class Stmt {
 
 /** Statements whose text depends only on a row count, prepared once per count. */
 export class StmtCache {
-  #cache = new Map<number, Promise<Stmt>>();
+  #cache = new Map<number, Stmt>();
   constructor(private readonly db: Db, private readonly build: (rows: number) => string) {}
 
-  get(rows: number): Promise<Stmt> {
+  get(rows: number): Stmt {
     let st = this.#cache.get(rows);
     if (!st) {
-      st = this.db.prepare(this.build(rows));
+      st = this.db.prepareNow(this.build(rows));
       this.#cache.set(rows, st);
     }
     return st;

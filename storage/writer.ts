@@ -4,6 +4,7 @@
 import type { Db } from "./sqlite.js";
 import { StmtCache } from "./sqlite.js";
 import type { Group, GroupTable } from "./groups.js";
+import type { SeenFilter } from "./seen-filter.js";
 
 export interface NewArticle {
   msgid: string;
@@ -49,23 +50,26 @@ export class Writer {
   #nextId = 1;
   #closed = false;
   #idle: (() => void)[] = [];
-  readonly stats = { batches: 0, articles: 0, largestBatch: 0 };
+  readonly stats = { batches: 0, articles: 0, largestBatch: 0, commitMs: 0 };
 
   #history: StmtCache;
   #articles: StmtCache;
-  #data: StmtCache;
   #numbers: StmtCache;
   #known: StmtCache;
 
-  constructor(private readonly db: Db, private readonly groups: GroupTable, private readonly opts: WriterOptions) {
+  constructor(
+    private readonly db: Db,
+    private readonly groups: GroupTable,
+    private readonly opts: WriterOptions,
+    private readonly seen: SeenFilter,
+  ) {
     const values = (cols: number, n: number) => Array(n).fill(`(${"?,".repeat(cols - 1)}?)`).join(",");
     this.#history = new StmtCache(db, (n) => `INSERT OR IGNORE INTO history (msgid, status, at, article) VALUES ${values(4, n)}`);
     this.#articles = new StmtCache(
       db,
       (n) =>
-        `INSERT INTO articles (id, msgid, arrived, subject, author, date, refs, bytes, lines, xref, header_len, source) VALUES ${values(12, n)}`,
+        `INSERT INTO articles (id, msgid, arrived, subject, author, date, refs, bytes, lines, xref, header_len, source, data) VALUES ${values(13, n)}`,
     );
-    this.#data = new StmtCache(db, (n) => `INSERT INTO article_data (id, data) VALUES ${values(2, n)}`);
     this.#numbers = new StmtCache(db, (n) => `INSERT INTO group_articles (group_id, number, article) VALUES ${values(3, n)}`);
     this.#known = new StmtCache(db, (n) => `SELECT msgid FROM history WHERE msgid IN (${"?,".repeat(n - 1)}?)`);
   }
@@ -105,7 +109,9 @@ export class Writer {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.opts.maxBatch);
       try {
+        const t0 = performance.now();
         const results = await this.#commit(batch);
+        this.stats.commitMs += performance.now() - t0;
         batch.forEach((p, i) => p.resolve(results[i]));
       } catch (err) {
         for (const p of batch) p.reject(err);
@@ -126,11 +132,12 @@ export class Writer {
     await this.drain();
   }
 
-  async #knownIds(ids: string[]): Promise<Set<string>> {
+  async #knownIds(all: string[]): Promise<Set<string>> {
     const known = new Set<string>();
+    const ids = all.filter((id) => this.seen.mayHave(id));
     for (let i = 0; i < ids.length; i += 500) {
       const part = ids.slice(i, i + 500);
-      const st = await this.#known.get(part.length);
+      const st = this.#known.get(part.length);
       for (const r of await st.all<{ msgid: string }>(part)) known.add(r.msgid);
     }
     return known;
@@ -142,7 +149,6 @@ export class Writer {
     const results: WriteResult[] = [];
     const history: unknown[][] = [];
     const articles: unknown[][] = [];
-    const data: unknown[][] = [];
     const numbers: unknown[][] = [];
     const highs = new Map<Group, number>(); // tentative, applied after COMMIT
     let nextId = this.#nextId;
@@ -180,31 +186,38 @@ export class Writer {
       history.push([item.msgid, 1, item.arrived, id]);
       articles.push([
         id, item.msgid, item.arrived, item.subject, item.author, item.date, item.refs,
-        bytes.length, item.lines, filed.length > 0 ? xref : "", headBuf.length, item.source,
+        bytes.length, item.lines, filed.length > 0 ? xref : "", headBuf.length, item.source, bytes,
       ]);
-      data.push([id, bytes]);
       results.push({ kind: "stored", id, xref, numbers: filed });
     }
 
     if (history.length === 0) return results;
-    await this.db.exec("BEGIN IMMEDIATE");
+    // The writer connection runs in serialized mode: every statement of the
+    // transaction is queued at once and runs in order, so a batch costs two
+    // round trips to SQLite's thread instead of one per statement. COMMIT is
+    // sent only after every statement before it succeeded.
+    const steps: Promise<unknown>[] = [this.db.exec("BEGIN IMMEDIATE")];
+    this.#insert(steps, this.#history, history);
+    this.#insert(steps, this.#articles, articles);
+    this.#insert(steps, this.#numbers, numbers);
+    for (const [g, high] of highs) {
+      steps.push(
+        this.db.run("UPDATE groups SET high = ?, count = count + ?, low = CASE WHEN count = 0 THEN ? ELSE low END WHERE id = ?", [
+          high, high - g.high, g.high + 1, g.id,
+        ]),
+      );
+    }
+    const settled = await Promise.allSettled(steps);
+    const failed = settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
     try {
-      await this.#insert(this.#history, history);
-      await this.#insert(this.#articles, articles);
-      await this.#insert(this.#data, data);
-      await this.#insert(this.#numbers, numbers);
-      for (const [g, high] of highs) {
-        const added = high - g.high;
-        await this.db.run("UPDATE groups SET high = ?, count = count + ?, low = CASE WHEN count = 0 THEN ? ELSE low END WHERE id = ?", [
-          high, added, g.high + 1, g.id,
-        ]);
-      }
+      if (failed) throw failed.reason;
       await this.db.exec("COMMIT");
     } catch (err) {
       await this.db.exec("ROLLBACK").catch(() => {});
       throw err;
     }
     this.#nextId = nextId;
+    for (const h of history) this.seen.add(h[0] as string);
     for (const [g, high] of highs) {
       if (g.count === 0) g.low = g.high + 1;
       g.count += high - g.high;
@@ -216,11 +229,10 @@ export class Writer {
     return results;
   }
 
-  async #insert(cache: StmtCache, rows: unknown[][]): Promise<void> {
+  #insert(steps: Promise<unknown>[], cache: StmtCache, rows: unknown[][]): void {
     for (let i = 0; i < rows.length; i += ROWS) {
       const part = rows.slice(i, i + ROWS);
-      const st = await cache.get(part.length);
-      await st.run(part.flat());
+      steps.push(cache.get(part.length).run(part.flat()));
     }
   }
 }

@@ -1,0 +1,169 @@
+// A streaming feeder (RFC 4644): offers synthetic valid articles with
+// pipelined CHECK and sends the wanted ones with TAKETHIS, over one or more
+// connections, and reports what was accepted. Talks to any NNTP transit
+// server, so tidings and INN are measured by the same client.
+import net from "node:net";
+
+export interface FeedOptions {
+  host: string;
+  port: number;
+  count: number;
+  bodyBytes: number;
+  connections: number;
+  /** CHECKs in flight per connection. */
+  window: number;
+  group: string;
+  /** Distinguishes runs so Message-IDs never collide with history. */
+  tag: string;
+  timeoutMs?: number;
+}
+
+export interface FeedResult {
+  offered: number;
+  accepted: number;
+  refused: number;
+  deferred: number;
+  seconds: number;
+  bytes: number;
+  /** Message-IDs that got 239, in order of acknowledgement. */
+  acked: string[];
+}
+
+export function makeArticle(tag: string, i: number, bodyBytes: number, group: string): { msgid: string; wire: Buffer } {
+  const msgid = `<${tag}.${i}@bench.example>`;
+  const head =
+    `Path: feeder.example!not-for-mail\r\nFrom: Bench <bench@example.org>\r\nNewsgroups: ${group}\r\n` +
+    `Subject: bench article ${i}\r\nDate: ${new Date().toUTCString()}\r\nMessage-ID: ${msgid}\r\n\r\n`;
+  const line = "The quick brown fox jumps over the lazy dog, article " + i + " of the benchmark.";
+  let body = "";
+  while (body.length < bodyBytes) body += line.slice(0, Math.min(line.length, bodyBytes - body.length)) + "\r\n";
+  return { msgid, wire: Buffer.from(head + body + ".\r\n") };
+}
+
+export async function feed(o: FeedOptions): Promise<FeedResult> {
+  const per = Math.ceil(o.count / o.connections);
+  const started = process.hrtime.bigint();
+  const parts = await Promise.all(
+    Array.from({ length: o.connections }, (_, c) => {
+      const from = c * per;
+      const to = Math.min(o.count, from + per);
+      return feedOne(o, from, to);
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const r: FeedResult = { offered: 0, accepted: 0, refused: 0, deferred: 0, seconds, bytes: 0, acked: [] };
+  for (const p of parts) {
+    r.offered += p.offered;
+    r.accepted += p.accepted;
+    r.refused += p.refused;
+    r.deferred += p.deferred;
+    r.bytes += p.bytes;
+    r.acked.push(...p.acked);
+  }
+  return r;
+}
+
+async function feedOne(o: FeedOptions, from: number, to: number): Promise<Omit<FeedResult, "seconds">> {
+  const r = { offered: 0, accepted: 0, refused: 0, deferred: 0, bytes: 0, acked: [] as string[] };
+  if (to <= from) return r;
+  const articles = new Map<string, Buffer>();
+  const order: string[] = [];
+  for (let i = from; i < to; i++) {
+    const a = makeArticle(o.tag, i, o.bodyBytes, o.group);
+    articles.set(a.msgid, a.wire);
+    order.push(a.msgid);
+  }
+  const socket = net.connect(o.port, o.host);
+  socket.setNoDelay(true);
+  await new Promise<void>((res, rej) => {
+    socket.once("connect", res);
+    socket.once("error", rej);
+  });
+  let buf = "";
+  let lineWaiter: ((l: string) => void) | undefined;
+  const lines: string[] = [];
+  let onLine: ((l: string) => void) | undefined;
+  socket.setEncoding("latin1");
+  socket.on("data", (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf("\r\n")) >= 0) {
+      const l = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      if (onLine) onLine(l);
+      else if (lineWaiter) {
+        const w = lineWaiter;
+        lineWaiter = undefined;
+        w(l);
+      } else lines.push(l);
+    }
+  });
+  const next = () => new Promise<string>((res) => (lines.length ? res(lines.shift()!) : (lineWaiter = res)));
+  const greeting = await next();
+  if (!/^20[01]/.test(greeting)) throw new Error(`greeting: ${greeting}`);
+  socket.write("MODE STREAM\r\n");
+  const mode = await next();
+  if (!mode.startsWith("203")) throw new Error(`MODE STREAM refused: ${mode}`);
+
+  await new Promise<void>((resolve, reject) => {
+    let nextIndex = 0;
+    let outstanding = 0;
+    let done = 0;
+    const total = order.length;
+    const timer = setTimeout(() => reject(new Error(`feed timed out after ${done}/${total}`)), o.timeoutMs ?? 600_000);
+    const offerMore = () => {
+      let out = "";
+      while (outstanding < o.window && nextIndex < total) {
+        out += `CHECK ${order[nextIndex++]}\r\n`;
+        outstanding++;
+        r.offered++;
+      }
+      if (out) socket.write(out);
+    };
+    const finishOne = () => {
+      done++;
+      if (done === total) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    onLine = (l) => {
+      const code = l.slice(0, 3);
+      const id = l.split(" ")[1];
+      switch (code) {
+        case "238": {
+          const wire = articles.get(id)!;
+          socket.write(`TAKETHIS ${id}\r\n`);
+          socket.write(wire);
+          r.bytes += wire.length;
+          break;
+        }
+        case "239":
+          r.accepted++;
+          r.acked.push(id);
+          outstanding--;
+          finishOne();
+          break;
+        case "438":
+        case "439":
+          r.refused++;
+          outstanding--;
+          finishOne();
+          break;
+        case "431":
+          r.deferred++;
+          outstanding--;
+          finishOne();
+          break;
+        default:
+          clearTimeout(timer);
+          reject(new Error(`unexpected reply: ${l}`));
+          return;
+      }
+      offerMore();
+    };
+    offerMore();
+  });
+  socket.end("QUIT\r\n");
+  return r;
+}

@@ -1,0 +1,85 @@
+// Starts real tidings nodes as child processes on port 0 and talks to them.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const CLI = join(here, "..", "..", "cli", "tidings.js");
+
+export interface StartOptions {
+  /** TOML text written to a config file in the data folder. */
+  config?: string;
+  dataDir?: string;
+  pathhost?: string;
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+export class TestNode {
+  stderr = "";
+  constructor(readonly proc: ChildProcess, readonly port: number, readonly dataDir: string, readonly ownsDir: boolean) {}
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  /** SIGKILL: no chance to flush anything. */
+  async kill(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = new Promise((r) => this.proc.once("exit", r));
+    this.proc.kill("SIGKILL");
+    await exited;
+  }
+
+  async stop(opts: { keepData?: boolean } = {}): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      const exited = new Promise((r) => this.proc.once("exit", r));
+      this.proc.kill("SIGTERM");
+      const t = setTimeout(() => this.proc.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(t);
+    }
+    if (this.ownsDir && !opts.keepData) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+export function tempDir(prefix = "tidings-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startNode(opts: StartOptions = {}): Promise<TestNode> {
+  const ownsDir = !opts.dataDir;
+  const dataDir = opts.dataDir ?? tempDir();
+  const args = [CLI, "serve", "--data", dataDir, "--nntp", "127.0.0.1:0", "--log-level", "warn"];
+  if (opts.pathhost) args.push("--pathhost", opts.pathhost);
+  if (opts.config !== undefined) {
+    const file = join(dataDir, "tidings.toml");
+    writeFileSync(file, opts.config);
+    args.push("--config", file);
+  }
+  args.push(...(opts.args ?? []));
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+  let stderr = "";
+  proc.stderr!.on("data", (d) => (stderr += d));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`node did not start in 20 s: ${stderr}`)), 20_000);
+    proc.stdout!.on("data", (d) => {
+      out += d;
+      const m = /nntp=[^:\s]+:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`node exited with ${code} before ready: ${stderr}`));
+    });
+  });
+  const node = new TestNode(proc, port, dataDir, ownsDir);
+  proc.stderr!.on("data", (d) => (node.stderr += d));
+  return node;
+}

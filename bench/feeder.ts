@@ -16,6 +16,10 @@ export interface FeedOptions {
   /** Distinguishes runs so Message-IDs never collide with history. */
   tag: string;
   timeoutMs?: number;
+  /** Resolve with what was acknowledged so far if the server goes away (crash tests). */
+  tolerateClose?: boolean;
+  /** Called on every 239. */
+  onAck?: (msgid: string) => void;
 }
 
 export interface FeedResult {
@@ -111,6 +115,13 @@ async function feedOne(o: FeedOptions, from: number, to: number): Promise<Omit<F
     let done = 0;
     const total = order.length;
     const timer = setTimeout(() => reject(new Error(`feed timed out after ${done}/${total}`)), o.timeoutMs ?? 600_000);
+    const gone = () => {
+      clearTimeout(timer);
+      if (o.tolerateClose) resolve();
+      else reject(new Error(`connection closed after ${done}/${total}`));
+    };
+    socket.on("close", gone);
+    socket.on("error", () => {});
     const offerMore = () => {
       let out = "";
       while (outstanding < o.window && nextIndex < total) {
@@ -124,6 +135,7 @@ async function feedOne(o: FeedOptions, from: number, to: number): Promise<Omit<F
       done++;
       if (done === total) {
         clearTimeout(timer);
+        socket.off("close", gone);
         resolve();
       }
     };
@@ -141,6 +153,7 @@ async function feedOne(o: FeedOptions, from: number, to: number): Promise<Omit<F
         case "239":
           r.accepted++;
           r.acked.push(id);
+          o.onAck?.(id);
           outstanding--;
           finishOne();
           break;

@@ -20,8 +20,8 @@ export interface KeyDoc {
 /** Documentation of each key, in file order; the README table is made from it. */
 export const KEY_DOCS: KeyDoc[] = [];
 
-function doc<T extends z.ZodType>(key: string, schema: T, def: z.infer<T>, text: string) {
-  KEY_DOCS.push({ key, default: JSON.stringify(def), doc: text });
+function doc<T extends z.ZodType>(key: string, schema: T, def: z.infer<T>, text: string, shown?: string) {
+  KEY_DOCS.push({ key, default: shown ?? JSON.stringify(def), doc: text });
   return schema.default(def as never);
 }
 
@@ -78,7 +78,7 @@ export const ConfigSchema = z.strictObject({
       level: doc("log.level", z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]), "info", "Least severe level written to the log (standard error, JSON lines)."),
     })
     .prefault({}),
-  group: doc("[[group]]", z.array(GroupSchema), DEFAULT_GROUPS, "Groups carried: name, status (y posting allowed, n no local posting, m moderated) and description. Listing any replaces the defaults."),
+  group: doc("[[group]]", z.array(GroupSchema), DEFAULT_GROUPS, "Groups carried: name, status (y posting allowed, n no local posting, m moderated) and description. Listing any replaces the defaults.", DEFAULT_GROUPS.map((g) => `${g.name} (${g.status})`).join(", ")),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -73,6 +73,7 @@ export class NntpServer {
       pause: () => socket.pause(),
       resume: () => socket.resume(),
       log: (level, obj, msg) => log[level](obj, msg),
+      tracing: log.isLevelEnabled("trace"),
     });
     log.debug("connected");
     const greeting = session.greeting();

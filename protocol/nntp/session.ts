@@ -22,7 +22,9 @@ export interface SessionIo {
   end(): void;
   pause(): void;
   resume(): void;
-  log(level: "debug" | "info" | "warn" | "error", obj: object, msg: string): void;
+  log(level: "trace" | "debug" | "info" | "warn" | "error", obj: object, msg: string): void;
+  /** Whether command and reply lines are logged. */
+  readonly tracing: boolean;
 }
 
 export interface Block {
@@ -111,6 +113,7 @@ export class Session {
   }
 
   #onLine(text: string): Mode {
+    if (this.io.tracing) this.io.log("trace", { line: text.slice(0, 200) }, "command");
     const line = text.trim();
     if (line.length === 0) {
       this.#enqueue(false, () => status(C.UNKNOWN, "Empty command"));
@@ -160,7 +163,10 @@ export class Session {
       }
       if (!(this.#slots.length > 0 && this.#slots[0].done)) break;
     }
-    if (out.length > 0) this.io.write(out);
+    if (out.length > 0) {
+      if (this.io.tracing) this.io.log("trace", { out: out.map((o) => o.toString().slice(0, 120)) }, "replies");
+      this.io.write(out);
+    }
     if (this.#paused && this.#slots.length < this.limits.maxInFlight / 2) {
       this.#paused = false;
       this.io.resume();

@@ -6,6 +6,10 @@ import { loadConfig, ConfigError } from "../config/load.js";
 import { KEY_DOCS } from "../config/schema.js";
 import { Node, VERSION } from "../relay/node.js";
 
+// SQLite work runs on libuv's pool; two connections need two threads, and
+// each idle thread keeps its own malloc arena (tens of MB of RSS).
+process.env.UV_THREADPOOL_SIZE ??= "2";
+
 const program = new Command();
 program.name("tidings").description("A store-and-forward news and mail relay").version(VERSION);
 

@@ -32,10 +32,10 @@ export class Storage {
     const w = await Db.open(file);
     w.raw.serialize(); // statements on the writer connection run strictly in order (see writer.ts)
     await w.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"};
-      PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 4000;`);
+      PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -8000; PRAGMA wal_autocheckpoint = 4000;`);
     await migrate(w);
     const r = await Db.open(file);
-    await r.exec("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000; PRAGMA query_only = ON;");
+    await r.exec("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8000; PRAGMA query_only = ON;");
     const groups = await GroupTable.load(w);
     const count = (await w.get<{ n: number }>("SELECT count(*) AS n FROM history"))?.n ?? 0;
     const seen = new SeenFilter(Math.max(4_000_000, count * 2));

@@ -1,10 +1,9 @@
 // "Seen it?" for Message-IDs (RFC 5537 §3.6), answered in batches: every
 // lookup asked within one turn of the event loop shares one query.
 import type { Db } from "./sqlite.js";
-import { StmtCache } from "./sqlite.js";
+import { StmtCache, chunkSizes } from "./sqlite.js";
 import type { SeenFilter } from "./seen-filter.js";
 
-const CHUNK = 500;
 
 export class History {
   #waiting = new Map<string, ((known: boolean) => void)[]>();
@@ -45,10 +44,11 @@ export class History {
     try {
       const ids = [...waiting.keys()];
       const known = new Set<string>();
-      for (let i = 0; i < ids.length; i += CHUNK) {
-        const part = ids.slice(i, i + CHUNK);
-        const st = this.#stmts.get(part.length);
-        for (const r of await st.all<{ msgid: string }>(part)) known.add(r.msgid);
+      let i = 0;
+      for (const n of chunkSizes(ids.length)) {
+        const part = ids.slice(i, i + n);
+        i += n;
+        for (const r of await this.#stmts.get(n).all<{ msgid: string }>(part)) known.add(r.msgid);
       }
       for (const [id, fns] of waiting) for (const f of fns) f(known.has(id));
     } catch (err) {

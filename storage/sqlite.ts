@@ -87,6 +87,27 @@ export class Stmt {
   }
 }
 
+/**
+ * Splits `n` rows into chunks whose sizes are powers of two up to `max`, so a
+ * multi-row statement is prepared for at most log2(max)+1 shapes: a prepared
+ * 128-row INSERT holds a large program, and one per batch size would grow
+ * memory without bound.
+ */
+export function chunkSizes(n: number, max = 128): number[] {
+  const out: number[] = [];
+  while (n >= max) {
+    out.push(max);
+    n -= max;
+  }
+  for (let p = max >> 1; p >= 1; p >>= 1) {
+    if (n >= p) {
+      out.push(p);
+      n -= p;
+    }
+  }
+  return out;
+}
+
 /** Statements whose text depends only on a row count, prepared once per count. */
 export class StmtCache {
   #cache = new Map<number, Stmt>();

@@ -2,7 +2,7 @@
 // transaction and multi-row statements; each caller's promise resolves only
 // after COMMIT, so nothing is acknowledged before it is durable.
 import type { Db } from "./sqlite.js";
-import { StmtCache } from "./sqlite.js";
+import { StmtCache, chunkSizes } from "./sqlite.js";
 import type { Group, GroupTable } from "./groups.js";
 import type { SeenFilter } from "./seen-filter.js";
 
@@ -34,7 +34,6 @@ interface Pending {
 
 export class WriterBusy extends Error {}
 
-const ROWS = 200; // rows per multi-row statement
 
 export interface WriterOptions {
   pathhost: string;
@@ -135,10 +134,11 @@ export class Writer {
   async #knownIds(all: string[]): Promise<Set<string>> {
     const known = new Set<string>();
     const ids = all.filter((id) => this.seen.mayHave(id));
-    for (let i = 0; i < ids.length; i += 500) {
-      const part = ids.slice(i, i + 500);
-      const st = this.#known.get(part.length);
-      for (const r of await st.all<{ msgid: string }>(part)) known.add(r.msgid);
+    let i = 0;
+    for (const n of chunkSizes(ids.length)) {
+      const part = ids.slice(i, i + n);
+      i += n;
+      for (const r of await this.#known.get(n).all<{ msgid: string }>(part)) known.add(r.msgid);
     }
     return known;
   }
@@ -230,9 +230,11 @@ export class Writer {
   }
 
   #insert(steps: Promise<unknown>[], cache: StmtCache, rows: unknown[][]): void {
-    for (let i = 0; i < rows.length; i += ROWS) {
-      const part = rows.slice(i, i + ROWS);
-      steps.push(cache.get(part.length).run(part.flat()));
+    let i = 0;
+    for (const n of chunkSizes(rows.length)) {
+      const part = rows.slice(i, i + n);
+      i += n;
+      steps.push(cache.get(n).run(part.flat()));
     }
   }
 }

@@ -56,6 +56,15 @@ export class Articles {
     );
   }
 
+  /** The article filed as `number` in the group, bytes and all, in one query. */
+  async fullAtNumber(groupId: number, number: number): Promise<StoredArticle | undefined> {
+    const r = await this.db.get<{ id: number; msgid: string; data: Buffer; header_len: number }>(
+      "SELECT a.id, a.msgid, a.data, a.header_len FROM group_articles g JOIN articles a ON a.id = g.article WHERE g.group_id = ? AND g.number = ?",
+      [groupId, number],
+    );
+    return r && { id: r.id, msgid: r.msgid, data: r.data, headerLen: r.header_len };
+  }
+
   async overviewById(id: number): Promise<OverviewRow | undefined> {
     return this.db.get<OverviewRow>(`SELECT 0 AS number, ${OVER_COLS} FROM articles a WHERE a.id = ?`, [id]);
   }

@@ -51,6 +51,10 @@ export class Session {
   streaming = false;
   closing = false;
   #slots: Slot[] = [];
+  #seq = 0;
+  #articleSeq = 0;
+  /** Sequence number of the command whose handler is being started (read it synchronously). */
+  runningSeq = 0;
   #started = 0; // slots[0 .. #started) have started
   #paused = false;
   /** Pending block waiters for commands followed by an article. */
@@ -81,6 +85,17 @@ export class Session {
       },
       { maxLine: limits.maxLine, maxBlock: limits.maxArticle },
     );
+  }
+
+  /**
+   * Sets the current article number on behalf of command `seq`. Reads by
+   * number run concurrently; the pointer ends where the last of them in wire
+   * order put it, as if they had run one by one (RFC 3977 §6.2.1).
+   */
+  setArticle(n: number, seq: number): void {
+    if (seq < this.#articleSeq) return;
+    this.#articleSeq = seq;
+    this.article = n;
   }
 
   greeting(): string {
@@ -129,7 +144,9 @@ export class Session {
     }
     // The article after TAKETHIS follows at once; after POST and IHAVE only once we said 340/335.
     const next: Mode = cmd.block === "always" ? "block" : cmd.block === "after-reply" ? "wait" : "line";
-    this.#enqueue(!cmd.concurrent, () => cmd.run(this, args, verb), next === "wait");
+    const concurrent = typeof cmd.concurrent === "function" ? cmd.concurrent(args) : !!cmd.concurrent;
+    const seq = ++this.#seq;
+    this.#enqueue(!concurrent, () => ((this.runningSeq = seq), cmd.run(this, args, verb)), next === "wait");
     return next;
   }
 

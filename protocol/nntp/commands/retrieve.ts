@@ -24,7 +24,11 @@ function render(part: Part, number: number, a: StoredArticle): Reply {
 function retrieve(part: Part): Command {
   const verb = part.toUpperCase();
   return {
+    // with an argument the command reads no session state but the group, so
+    // pipelined ARTICLE n / HEAD <id> run side by side; the bare form waits
+    concurrent: (args) => args.length === 1,
     run: async (s, args) => {
+      const seq = s.runningSeq;
       const denied = readerDenied(s);
       if (denied) return denied;
       if (args.length > 1) return status(C.SYNTAX, `Usage: ${verb} [<message-id>|number]`);
@@ -47,17 +51,15 @@ function retrieve(part: Part): Command {
         number = parseNumber(arg);
         if (number === undefined) return status(C.SYNTAX, `Invalid article number ${arg.slice(0, 40)}`);
       }
-      const at = await s.backend.articles.atNumber(s.group.id, number);
-      if (!at) {
+      const a = part === "stat" ? await s.backend.articles.atNumber(s.group.id, number) : await s.backend.articles.fullAtNumber(s.group.id, number);
+      if (!a) {
         return arg === undefined
           ? status(C.NO_CURRENT, "Current article number is invalid")
           : status(C.NO_NUMBER, `No article with number ${number}`);
       }
-      s.article = number;
-      if (part === "stat") return status(C.STAT, `${number} ${at.msgid}`);
-      const a = await s.backend.articles.byId(at.id);
-      if (!a) return status(C.NO_NUMBER, `No article with number ${number}`);
-      return render(part, number, a);
+      s.setArticle(number, seq);
+      if (part === "stat") return status(C.STAT, `${number} ${a.msgid}`);
+      return render(part, number, a as StoredArticle);
     },
   };
 }

@@ -3,7 +3,7 @@ import type { Session } from "../session.js";
 
 export interface Command {
   /** Runs alongside other concurrent commands (CHECK, TAKETHIS); replies stay in order. */
-  concurrent?: boolean;
+  concurrent?: boolean | ((args: string[]) => boolean);
   /** "always": an article follows the command line (TAKETHIS); "after-reply": only after 340/335. */
   block?: "always" | "after-reply";
   run(s: Session, args: string[], verb: string): Reply | Promise<Reply>;

@@ -15,7 +15,7 @@ const ps = [];
 for (let i = 0; i < n; i++) {
   ps.push(st.writer.store({
     msgid: `<m${i}@x>`, header: `Path: a!b\r\nMessage-ID: <m${i}@x>\r\nSubject: s ${i}\r\n`, body, groups: ["local.test"],
-    subject: `s ${i}`, author: "a@b", date: "d", refs: "", lines: 10, source: "x", arrived: Date.now(),
+    subject: `s ${i}`, author: "a@b", date: "d", refs: "", lines: 10, source: "x", arrived: Date.now(), peers: [],
   }));
 }
 await Promise.all(ps);

@@ -5,6 +5,9 @@ import pino from "pino";
 import { loadConfig, ConfigError } from "../config/load.js";
 import { KEY_DOCS } from "../config/schema.js";
 import { Node, VERSION } from "../relay/node.js";
+import { formatStatus, type NodeStatus } from "../relay/status.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 // SQLite work runs on libuv's pool; two connections need two threads, and
 // each idle thread keeps its own malloc arena (tens of MB of RSS).
@@ -53,6 +56,33 @@ program
     };
     process.on("SIGINT", () => void stop("SIGINT"));
     process.on("SIGTERM", () => void stop("SIGTERM"));
+  });
+
+program
+  .command("status")
+  .description("per-peer figures of a node: connected, backlog, offered, accepted, refused, errors")
+  .option("-c, --config <file>", "configuration file (to find the data folder)")
+  .option("--data <dir>", "data folder")
+  .option("--json", "print the raw figures")
+  .action(async (opts) => {
+    const config = loadConfig(opts.config, { dataDir: opts.data });
+    const file = join(config.node.data_dir, "status.json");
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      process.stderr.write(`tidings: no status in ${file}: has a node run with this data folder?\n`);
+      process.exit(1);
+    }
+    const s = JSON.parse(text) as NodeStatus;
+    let alive = true;
+    try {
+      process.kill(s.pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (opts.json) process.stdout.write(text + "\n");
+    else process.stdout.write((alive ? "" : "(the node is not running; these are its last figures)\n") + formatStatus(s));
   });
 
 program

@@ -25,6 +25,11 @@ function doc<T extends z.ZodType>(key: string, schema: T, def: z.infer<T>, text:
   return schema.default(def as never);
 }
 
+function required<T extends z.ZodType>(key: string, schema: T, text: string) {
+  KEY_DOCS.push({ key, default: "(required)", doc: text });
+  return schema;
+}
+
 const DEFAULT_GROUPS = [
   { name: "local.general", status: "y" as const, description: "General discussion on this node" },
   { name: "local.test", status: "y" as const, description: "Test postings" },
@@ -37,6 +42,23 @@ export const GroupSchema = z.strictObject({
   name: groupName,
   status: z.enum(["y", "n", "m"]).default("y"),
   description: z.string().default(""),
+});
+
+const wildmatList = z.string().regex(/^[^\s]+$/, "expected a wildmat list without spaces, e.g. *,!local.*,!junk");
+
+export const PeerSchema = z.strictObject({
+  name: required("[[peer]].name", z.string().regex(/^[A-Za-z0-9._-]+$/, "expected a short name of letters, digits, '.', '_' or '-'"), "The peer's name, used in logs, status and Path defaults."),
+  host: doc("[[peer]].host", z.string().min(1), "", "Host name or address to connect to when sending to this peer; empty means we only receive from it.", "\"\" (receive only)"),
+  port: doc("[[peer]].port", z.int().min(1).max(65535), 119, "NNTP port of the peer."),
+  path_identities: doc("[[peer]].path_identities", z.array(z.string().regex(/^[A-Za-z0-9._:\-]+$/)), [], "Path identities that mean this peer (RFC 5537 §3.2); an article whose Path names one is never offered to it. Empty means [name].", "[] (= [name])"),
+  groups: doc("[[peer]].groups", wildmatList, "*,!local.*,!junk,!control*", "Groups the peer gets, as a wildmat list with negation (RFC 3977 §4); an article goes if any of its groups matches."),
+  distributions: doc("[[peer]].distributions", z.array(z.string()), [], "Distribution values the peer takes (RFC 5536 §3.2.4); empty means any. An article without Distribution always goes."),
+  max_article_bytes: doc("[[peer]].max_article_bytes", z.int().min(1), 1_048_576, "Largest article offered to the peer."),
+  streaming: doc("[[peer]].streaming", z.boolean(), true, "Offer with CHECK/TAKETHIS (RFC 4644) when the peer allows MODE STREAM; otherwise IHAVE."),
+  connections: doc("[[peer]].connections", z.int().min(1).max(16), 1, "Connections used to send to the peer."),
+  window: doc("[[peer]].window", z.int().min(1).max(10_000), 100, "Articles offered and not yet answered, per connection."),
+  accept_from: doc("[[peer]].accept_from", z.array(cidr), [], "Addresses that may feed us as this peer (IHAVE, MODE STREAM, CHECK, TAKETHIS)."),
+  max_backlog_age: doc("[[peer]].max_backlog_age", z.int().min(1), 7 * 86400, "Seconds after which an article still queued for the peer is dropped (and counted) instead of sent."),
 });
 
 export const ConfigSchema = z.strictObject({
@@ -76,6 +98,15 @@ export const ConfigSchema = z.strictObject({
   log: z
     .strictObject({
       level: doc("log.level", z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]), "info", "Least severe level written to the log (standard error, JSON lines)."),
+    })
+    .prefault({}),
+  peer: z.array(PeerSchema).default([]),
+  feeds: z
+    .strictObject({
+      reconnect_min: doc("feeds.reconnect_min", z.number().min(0.01), 0.2, "Seconds before the first reconnection to a peer that failed; doubles up to reconnect_max, with jitter."),
+      reconnect_max: doc("feeds.reconnect_max", z.number().min(0.1), 60, "Longest wait between reconnections, in seconds."),
+      retry_deferred: doc("feeds.retry_deferred", z.number().min(0.01), 2, "Seconds before an article the peer deferred (431/436) is offered again."),
+      status_interval: doc("feeds.status_interval", z.number().min(0.1), 2, "Seconds between writes of data_dir/status.json and log lines of per-peer figures (log only when something changed)."),
     })
     .prefault({}),
   group: doc("[[group]]", z.array(GroupSchema), DEFAULT_GROUPS, "Groups carried: name, status (y posting allowed, n no local posting, m moderated) and description. Listing any replaces the defaults.", DEFAULT_GROUPS.map((g) => `${g.name} (${g.status})`).join(", ")),

@@ -9,6 +9,8 @@ export interface AcceptedArticle {
   groups: string[];
   bytes: number;
   source: string;
+  /** Peer ids it was queued for. */
+  peers: number[];
 }
 
 export class Bus {

@@ -12,6 +12,7 @@ import { WriterBusy } from "../storage/writer.js";
 import { isTransient } from "../storage/sqlite.js";
 import type { Bus } from "./bus.js";
 import type { Logger } from "pino";
+import { wants, type PeerRoute } from "./feeds/routing.js";
 
 export type SourceKind = "post" | "ihave" | "takethis";
 
@@ -26,7 +27,7 @@ export interface Source {
 }
 
 export type Outcome =
-  | { kind: "accepted"; msgid: string; id: number }
+  | { kind: "accepted"; msgid: string; id: number; peers: number[] }
   | { kind: "duplicate"; msgid: string; reason: string }
   | { kind: "rejected"; msgid?: string; reason: string }
   | { kind: "deferred"; msgid?: string; reason: string };
@@ -35,6 +36,7 @@ export interface IngestOptions {
   pathhost: string;
   maxFutureSeconds: number;
   rememberRefused: boolean;
+  peers: PeerRoute[];
 }
 
 const REQUIRED = ["message-id", "newsgroups", "from", "subject", "date", "path"];
@@ -42,7 +44,7 @@ const REQUIRED = ["message-id", "newsgroups", "from", "subject", "date", "path"]
 class Refuse extends Error {}
 
 export class Ingest {
-  readonly counts = { accepted: 0, duplicate: 0, rejected: 0, deferred: 0 };
+  readonly counts = { accepted: 0, duplicate: 0, rejected: 0, deferred: 0, loops: 0 };
 
   constructor(
     private readonly storage: Storage,
@@ -59,8 +61,8 @@ export class Ingest {
       // no history lookup here: the single writer checks history inside the batch, authoritatively
       const r = await this.storage.writer.store(prepared);
       if (r.kind === "duplicate") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
-      this.bus.accepted$.next({ id: r.id, msgid, groups: prepared.groups, bytes: raw.length, source: source.kind });
-      return this.#count({ kind: "accepted", msgid, id: r.id });
+      this.bus.accepted$.next({ id: r.id, msgid, groups: prepared.groups, bytes: raw.length, source: source.kind, peers: prepared.peers });
+      return this.#count({ kind: "accepted", msgid, id: r.id, peers: prepared.peers });
     } catch (err) {
       if (err instanceof Refuse || err instanceof HeaderError) {
         const reason = err.message;
@@ -149,14 +151,20 @@ export class Ingest {
       if (path === undefined || path === "") throw new Refuse("Missing required header: Path");
       const ids = pathIdentities(path);
       if (ids.length === 0 || !ids.every(isPathIdentity)) throw new Refuse(`Invalid Path header: ${clip(path)}`);
-      if (pathNames(path, pathhost)) throw new Refuse(`Article already passed through ${pathhost} (Path loop)`);
+      if (pathNames(path, pathhost)) {
+        this.counts.loops++;
+        throw new Refuse(`Article already passed through ${pathhost} (Path loop)`);
+      }
       h.set("Path", prependPath(pathhost, path));
     }
     h.remove("xref"); // RFC 5536 §3.2.14: Xref is this server's own
 
-    // Policy: which groups here carry it.
+    // Policy: which groups here carry it, and which peers get it.
     const carried = groups.filter((g) => this.storage.groups.get(g));
-    if (carried.length === 0) throw new Refuse(`No carried newsgroups in ${clip(newsgroups)}`);
+    const distribution = h.get("distribution")?.split(",").map((d) => d.trim()).filter(Boolean);
+    const route = { groups, distribution, bytes: raw.length, path: pathIdentities(h.get("path")!), from: source.peer };
+    const peers = this.opts.peers.filter((p) => wants(p, route)).map((p) => p.id);
+    if (carried.length === 0 && (post || peers.length === 0)) throw new Refuse(`No carried newsgroups in ${clip(newsgroups)}`);
     if (post) {
       for (const g of carried) {
         const status = this.storage.groups.get(g)!.status;
@@ -180,6 +188,7 @@ export class Ingest {
       lines: countLines(body),
       source: source.peer ?? source.kind,
       arrived: now,
+      peers,
     };
   }
 }

@@ -9,6 +9,10 @@ import { AddressList } from "./access.js";
 import { NntpServer } from "./nntp-server.js";
 import type { NntpBackend, Permissions } from "../protocol/nntp/backend.js";
 import type { Group } from "../storage/groups.js";
+import { Backlog } from "../storage/backlog.js";
+import { makeRoute, type PeerRoute } from "./feeds/routing.js";
+import { PeerFeed } from "./feeds/peer-feed.js";
+import { StatusWriter } from "./status.js";
 
 export const VERSION = "0.1.0";
 
@@ -19,6 +23,10 @@ export class Node {
   storage!: Storage;
   ingest!: Ingest;
   nntpAddress?: { host: string; port: number };
+  readonly feeds = new Map<number, PeerFeed>();
+  routes: PeerRoute[] = [];
+  peerIds = new Map<string, number>();
+  #status?: StatusWriter;
 
   constructor(readonly config: Config, readonly log: Logger) {}
 
@@ -32,10 +40,12 @@ export class Node {
       maxQueue: c.storage.max_queue,
     });
     await this.storage.groups.ensure(c.group);
+    this.peerIds = await Backlog.peerIds(this.storage.writeDb, c.peer.map((p) => p.name));
+    this.routes = c.peer.map((p) => makeRoute(this.peerIds.get(p.name)!, p));
     this.ingest = new Ingest(
       this.storage,
       this.bus,
-      { pathhost: c.node.pathhost, maxFutureSeconds: c.articles.max_future, rememberRefused: c.articles.remember_refused },
+      { pathhost: c.node.pathhost, maxFutureSeconds: c.articles.max_future, rememberRefused: c.articles.remember_refused, peers: this.routes },
       this.log.child({ part: "ingest" }),
     );
     this.nntp = new NntpServer(
@@ -50,6 +60,24 @@ export class Node {
       },
       this.log.child({ part: "nntp" }),
     );
+    for (const p of c.peer) {
+      if (!p.host) continue;
+      const id = this.peerIds.get(p.name)!;
+      const feed = new PeerFeed(
+        { id, name: p.name, host: p.host, port: p.port, streaming: p.streaming, connections: p.connections, window: p.window, maxBacklogAge: p.max_backlog_age },
+        this.storage,
+        { reconnectMin: c.feeds.reconnect_min, reconnectMax: c.feeds.reconnect_max, retryDeferred: c.feeds.retry_deferred },
+        this.log.child({ peer: p.name }),
+      );
+      this.feeds.set(id, feed);
+    }
+    // the bus is a doorbell: each feed reads its work from the backlog table
+    this.bus.accepted$.subscribe((a) => {
+      for (const id of a.peers) this.feeds.get(id)?.wake();
+    });
+    for (const f of this.feeds.values()) f.start();
+    this.#status = new StatusWriter(this, c.feeds.status_interval);
+    this.#status.start();
     const [host, port] = splitHostPort(c.nntp.listen);
     const addr = await this.nntp.listen(host, port);
     this.nntpAddress = { host: addr.address, port: addr.port };
@@ -60,7 +88,8 @@ export class Node {
     const c = this.config;
     const readers = new AddressList(c.nntp.reader_from);
     const posters = new AddressList(c.nntp.posting_from);
-    const peers = new AddressList(c.nntp.transit_from);
+    const local = new AddressList(c.nntp.transit_from);
+    const peerLists = c.peer.map((p) => ({ name: p.name, list: new AddressList(p.accept_from) }));
     const storage = this.storage;
     const wip = this.wip;
     const ingest = this.ingest;
@@ -68,11 +97,13 @@ export class Node {
       pathhost: c.node.pathhost,
       implementation: `tidings ${VERSION}`,
       permissions(client: string): Permissions {
-        const transit = peers.has(client);
+        const peer = peerLists.find((p) => p.list.has(client))?.name;
+        const transit = peer !== undefined || local.has(client);
         return {
           read: readers.has(client),
           post: posters.has(client),
           transit,
+          peer,
           why: transit ? undefined : "not a configured peer",
         };
       },
@@ -89,6 +120,9 @@ export class Node {
   }
 
   async stop(): Promise<void> {
+    this.#status?.stop();
+    await Promise.all([...this.feeds.values()].map((f) => f.stop()));
+    await this.#status?.write().catch(() => {});
     this.log.info({ writer: this.storage?.writer.stats, ingest: this.ingest?.counts }, "final statistics");
     await this.nntp?.close();
     await this.storage?.close();

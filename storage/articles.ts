@@ -65,6 +65,10 @@ export class Articles {
     return r && { id: r.id, msgid: r.msgid, data: r.data, headerLen: r.header_len };
   }
 
+  async msgidOf(id: number): Promise<string | undefined> {
+    return (await this.db.get<{ msgid: string }>("SELECT msgid FROM articles WHERE id = ?", [id]))?.msgid;
+  }
+
   async overviewById(id: number): Promise<OverviewRow | undefined> {
     return this.db.get<OverviewRow>(`SELECT 0 AS number, ${OVER_COLS} FROM articles a WHERE a.id = ?`, [id]);
   }

@@ -9,6 +9,7 @@ import { History } from "./history.js";
 import { Articles } from "./articles.js";
 import { Writer, type WriterOptions } from "./writer.js";
 import { SeenFilter } from "./seen-filter.js";
+import { Backlog } from "./backlog.js";
 
 export interface StorageOptions extends WriterOptions {
   dataDir: string;
@@ -24,6 +25,7 @@ export class Storage {
     readonly history: History,
     readonly articles: Articles,
     readonly writer: Writer,
+    readonly backlog: Backlog,
   ) {}
 
   static async open(opts: StorageOptions): Promise<Storage> {
@@ -42,7 +44,7 @@ export class Storage {
     await w.each<{ msgid: string }>("SELECT msgid FROM history", [], (row) => seen.add(row.msgid));
     const writer = new Writer(w, groups, opts, seen);
     await writer.init();
-    return new Storage(w, r, groups, new History(r, seen), new Articles(r), writer);
+    return new Storage(w, r, groups, new History(r, seen), new Articles(r), writer, new Backlog(r));
   }
 
   async close(): Promise<void> {

@@ -48,6 +48,20 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (group_id, number)
   ) WITHOUT ROWID;
   `,
+  // 2: peers and what is queued for each (written in the article's transaction)
+  `
+  CREATE TABLE peers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+  );
+  CREATE TABLE backlog (
+    peer INTEGER NOT NULL,
+    article INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    arrived INTEGER NOT NULL,
+    PRIMARY KEY (peer, article)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -20,14 +20,22 @@ export interface NewArticle {
   lines: number;
   source: string;
   arrived: number;
+  /** Peers to queue it for, written in the same transaction (DESIGN.md flow step 3). */
+  peers: number[];
 }
 
 export type WriteResult =
   | { kind: "stored"; id: number; xref: string; numbers: [string, number][] }
   | { kind: "duplicate" };
 
+/** Backlog rows the peer has answered for (sent, or refused for good), or that grew too old. */
+export interface BacklogDone {
+  peer: number;
+  articles: number[];
+}
+
 interface Pending {
-  item: NewArticle | { refused: string; at: number };
+  item: NewArticle | { refused: string; at: number } | { done: BacklogDone };
   resolve: (r: WriteResult) => void;
   reject: (e: unknown) => void;
 }
@@ -54,6 +62,8 @@ export class Writer {
   #history: StmtCache;
   #articles: StmtCache;
   #numbers: StmtCache;
+  #backlog: StmtCache;
+  #backlogDone: StmtCache;
   #known: StmtCache;
 
   constructor(
@@ -70,6 +80,8 @@ export class Writer {
         `INSERT INTO articles (id, msgid, arrived, subject, author, date, refs, bytes, lines, xref, header_len, source, data) VALUES ${values(13, n)}`,
     );
     this.#numbers = new StmtCache(db, (n) => `INSERT INTO group_articles (group_id, number, article) VALUES ${values(3, n)}`);
+    this.#backlog = new StmtCache(db, (n) => `INSERT OR IGNORE INTO backlog (peer, article, bytes, arrived) VALUES ${values(4, n)}`);
+    this.#backlogDone = new StmtCache(db, (n) => `DELETE FROM backlog WHERE peer = ? AND article IN (${"?,".repeat(n - 1)}?)`);
     this.#known = new StmtCache(db, (n) => `SELECT msgid FROM history WHERE msgid IN (${"?,".repeat(n - 1)}?)`);
   }
 
@@ -92,9 +104,14 @@ export class Writer {
     return this.#enqueue({ refused: msgid, at });
   }
 
-  #enqueue(item: Pending["item"]): Promise<WriteResult> {
-    if (this.#closed) return Promise.reject(new WriterBusy("storage is closing"));
-    if (this.#queue.length >= this.opts.maxQueue) return Promise.reject(new WriterBusy("storage queue full"));
+  /** Deletes answered backlog rows; batched with the articles being written. */
+  backlogDone(peer: number, articles: number[]): Promise<WriteResult> {
+    return this.#enqueue({ done: { peer, articles } }, true);
+  }
+
+  #enqueue(item: Pending["item"], always = false): Promise<WriteResult> {
+    if (this.#closed && !always) return Promise.reject(new WriterBusy("storage is closing"));
+    if (!always && this.#queue.length >= this.opts.maxQueue) return Promise.reject(new WriterBusy("storage queue full"));
     return new Promise((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
       if (!this.#running) {
@@ -144,17 +161,28 @@ export class Writer {
   }
 
   async #commit(batch: Pending[]): Promise<WriteResult[]> {
-    const ids = batch.map((p) => ("refused" in p.item ? p.item.refused : p.item.msgid));
+    const ids: string[] = [];
+    for (const p of batch) {
+      if ("refused" in p.item) ids.push(p.item.refused);
+      else if ("msgid" in p.item) ids.push(p.item.msgid);
+    }
     const known = await this.#knownIds(ids);
     const results: WriteResult[] = [];
     const history: unknown[][] = [];
     const articles: unknown[][] = [];
     const numbers: unknown[][] = [];
+    const backlog: unknown[][] = [];
+    const done: BacklogDone[] = [];
     const highs = new Map<Group, number>(); // tentative, applied after COMMIT
     let nextId = this.#nextId;
 
     for (const p of batch) {
       const item = p.item;
+      if ("done" in item) {
+        done.push(item.done);
+        results.push({ kind: "duplicate" });
+        continue;
+      }
       if ("refused" in item) {
         if (!known.has(item.refused)) {
           known.add(item.refused);
@@ -188,10 +216,11 @@ export class Writer {
         id, item.msgid, item.arrived, item.subject, item.author, item.date, item.refs,
         bytes.length, item.lines, filed.length > 0 ? xref : "", headBuf.length, item.source, bytes,
       ]);
+      for (const peer of item.peers) backlog.push([peer, id, bytes.length, item.arrived]);
       results.push({ kind: "stored", id, xref, numbers: filed });
     }
 
-    if (history.length === 0) return results;
+    if (history.length === 0 && done.length === 0) return results;
     // The writer connection runs in serialized mode: every statement of the
     // transaction is queued at once and runs in order, so a batch costs two
     // round trips to SQLite's thread instead of one per statement. COMMIT is
@@ -200,6 +229,14 @@ export class Writer {
     this.#insert(steps, this.#history, history);
     this.#insert(steps, this.#articles, articles);
     this.#insert(steps, this.#numbers, numbers);
+    this.#insert(steps, this.#backlog, backlog);
+    for (const d of done) {
+      let i = 0;
+      for (const n of chunkSizes(d.articles.length)) {
+        steps.push(this.#backlogDone.get(n).run([d.peer, ...d.articles.slice(i, i + n)]));
+        i += n;
+      }
+    }
     for (const [g, high] of highs) {
       steps.push(
         this.db.run("UPDATE groups SET high = ?, count = count + ?, low = CASE WHEN count = 0 THEN ? ELSE low END WHERE id = ?", [

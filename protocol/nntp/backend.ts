@@ -9,6 +9,8 @@ export interface Permissions {
   post: boolean;
   /** Transit (IHAVE, MODE STREAM, CHECK, TAKETHIS); `why` explains a refusal. */
   transit: boolean;
+  /** The configured peer this client is, if any: articles are never offered back to it. */
+  peer?: string;
   why?: string;
 }
 

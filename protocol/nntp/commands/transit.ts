@@ -38,7 +38,7 @@ export const IHAVE: Command = {
       s.interim(status(C.IHAVE_SEND, "Send it; end with <CR-LF>.<CR-LF>"));
       const b = await (s.framer.resume("block"), s.nextBlock());
       if (b.tooBig) return status(C.IHAVE_REJECTED, `Article too large (${b.size} > ${s.limits.maxArticle} octets)`);
-      const o = await s.backend.ingest(b.data, { kind: "ihave", client: s.client, offered: msgid });
+      const o = await s.backend.ingest(b.data, { kind: "ihave", client: s.client, offered: msgid, peer: s.perms.peer });
       switch (o.kind) {
         case "accepted":
           return status(C.IHAVE_OK, "Article transferred OK");
@@ -90,7 +90,7 @@ export const TAKETHIS: Command = {
     try {
       if (b.tooBig) return status(C.TAKETHIS_REJECTED, `${msgid} article too large (${b.size} > ${s.limits.maxArticle} octets)`);
       s.backend.claim(msgid, s);
-      const o = await s.backend.ingest(b.data, { kind: "takethis", client: s.client, offered: msgid });
+      const o = await s.backend.ingest(b.data, { kind: "takethis", client: s.client, offered: msgid, peer: s.perms.peer });
       switch (o.kind) {
         case "accepted":
           return status(C.TAKETHIS_OK, `${msgid} article transferred OK`);

@@ -1,0 +1,407 @@
+// The outgoing feed to one peer. The backlog table is the source of truth;
+// the bus only wakes the feed. Offers are pipelined (RFC 4644 CHECK, then
+// TAKETHIS for what the peer wants) within a window; a peer without streaming
+// gets IHAVE (RFC 3977 §6.3.2). A backlog row goes on 239, 438, 439, 235, 435
+// or 437; on 431 or 436 the article is offered again later. A lost connection
+// is retried with exponential backoff and jitter, and the backlog drains oldest
+// first when the peer returns.
+import type { Logger } from "pino";
+import type { Storage } from "../../storage/database.js";
+import type { BacklogRow } from "../../storage/backlog.js";
+import { stuffBlock } from "../../protocol/nntp/reply.js";
+import { NntpConnection } from "./connection.js";
+
+export interface FeedPeer {
+  id: number;
+  name: string;
+  host: string;
+  port: number;
+  streaming: boolean;
+  connections: number;
+  window: number;
+  maxBacklogAge: number; // seconds
+}
+
+export interface FeedTiming {
+  reconnectMin: number; // seconds
+  reconnectMax: number;
+  retryDeferred: number;
+}
+
+export interface FeedStats {
+  connected: number;
+  connectedSince: number | null;
+  mode: "streaming" | "ihave" | null;
+  offered: number;
+  accepted: number;
+  refused: number; // the peer had it or did not want it (438, 435)
+  rejected: number; // the peer refused the article itself (439, 437)
+  deferred: number; // 431, 436
+  dropped: number; // too old to send
+  bytesSent: number;
+  lastError: string | null;
+  lastErrorAt: number | null;
+}
+
+const FETCH = 1000;
+
+export class PeerFeed {
+  readonly stats: FeedStats = {
+    connected: 0, connectedSince: null, mode: null, offered: 0, accepted: 0, refused: 0, rejected: 0,
+    deferred: 0, dropped: 0, bytesSent: 0, lastError: null, lastErrorAt: null,
+  };
+  #queue: BacklogRow[] = [];
+  #inFlight = new Set<number>();
+  #deferred = new Map<number, { row: BacklogRow; at: number }>();
+  #cursor = 0;
+  #caughtUp = false;
+  #fetching: Promise<void> | null = null;
+  #wakers: (() => void)[] = [];
+  #done: number[] = [];
+  #doneTimer: NodeJS.Timeout | null = null;
+  #stopped = false;
+  #conns = new Set<NntpConnection>();
+  #loops: Promise<void>[] = [];
+  #deferTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly peer: FeedPeer,
+    private readonly storage: Storage,
+    private readonly timing: FeedTiming,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    for (let i = 0; i < this.peer.connections; i++) this.#loops.push(this.#run(i));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const c of this.#conns) c.close();
+    this.wake();
+    if (this.#deferTimer) clearTimeout(this.#deferTimer);
+    await Promise.allSettled(this.#loops);
+    await this.#flushDone();
+  }
+
+  /** New work may be in the backlog. */
+  wake(): void {
+    this.#caughtUp = false;
+    for (const w of this.#wakers.splice(0)) w();
+  }
+
+  #sleepUntilWoken(ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      let t: NodeJS.Timeout | undefined;
+      const w = () => {
+        if (t) clearTimeout(t);
+        resolve();
+      };
+      this.#wakers.push(w);
+      if (ms !== undefined) {
+        t = setTimeout(() => {
+          const i = this.#wakers.indexOf(w);
+          if (i >= 0) this.#wakers.splice(i, 1);
+          resolve();
+        }, ms);
+      }
+    });
+  }
+
+  /** The next article to offer, fetching from the backlog when the queue runs dry. */
+  async #next(): Promise<BacklogRow | undefined> {
+    for (;;) {
+      const now = Date.now();
+      for (const [id, d] of this.#deferred) {
+        if (d.at <= now) {
+          this.#deferred.delete(id);
+          this.#queue.unshift(d.row);
+        }
+      }
+      const row = this.#queue.shift();
+      if (row) {
+        if (this.#inFlight.has(row.article)) continue;
+        if (row.arrived < now - this.peer.maxBacklogAge * 1000) {
+          this.stats.dropped++;
+          this.#markDone(row.article);
+          continue;
+        }
+        return row;
+      }
+      if (this.#caughtUp || this.#stopped) return undefined;
+      if (!this.#fetching) {
+        this.#fetching = this.storage.backlog.pending(this.peer.id, this.#cursor, FETCH).then((rows) => {
+          for (const r of rows) {
+            if (r.article > this.#cursor) this.#cursor = r.article;
+            if (!this.#inFlight.has(r.article) && !this.#deferred.has(r.article)) this.#queue.push(r);
+          }
+          if (rows.length < FETCH) this.#caughtUp = true;
+        }).finally(() => (this.#fetching = null));
+      }
+      await this.#fetching;
+    }
+  }
+
+  #markDone(article: number): void {
+    this.#done.push(article);
+    if (this.#done.length >= 500) void this.#flushDone();
+    else if (!this.#doneTimer) this.#doneTimer = setTimeout(() => void this.#flushDone(), 20);
+  }
+
+  async #flushDone(): Promise<void> {
+    if (this.#doneTimer) clearTimeout(this.#doneTimer);
+    this.#doneTimer = null;
+    const ids = this.#done.splice(0);
+    if (ids.length === 0) return;
+    try {
+      await this.storage.writer.backlogDone(this.peer.id, ids);
+    } catch (err) {
+      // the rows stay; the peer will answer 438 when they are offered again
+      this.log.warn({ err: String(err) }, "could not delete backlog rows");
+    }
+  }
+
+  #defer(row: BacklogRow): void {
+    this.stats.deferred++;
+    this.#deferred.set(row.article, { row, at: Date.now() + this.timing.retryDeferred * 1000 });
+    if (!this.#deferTimer) {
+      this.#deferTimer = setTimeout(() => {
+        this.#deferTimer = null;
+        this.wake();
+      }, this.timing.retryDeferred * 1000);
+    }
+  }
+
+  #error(err: unknown): void {
+    this.stats.lastError = err instanceof Error ? err.message : String(err);
+    this.stats.lastErrorAt = Date.now();
+  }
+
+  async #run(index: number): Promise<void> {
+    let backoff = this.timing.reconnectMin;
+    const log = this.log.child({ conn: index });
+    while (!this.#stopped) {
+      let conn: NntpConnection | undefined;
+      const mine = new Set<BacklogRow>();
+      try {
+        conn = await NntpConnection.connect(this.peer.host, this.peer.port);
+        this.#conns.add(conn);
+        const greeting = await conn.line();
+        if (!/^20[01]/.test(greeting)) throw new Error(`greeting: ${greeting}`);
+        let streaming = false;
+        if (this.peer.streaming) {
+          const r = await conn.command("MODE STREAM");
+          if (r.startsWith("203")) streaming = true;
+          else if (r.startsWith("502") || r.startsWith("480")) throw new Error(`peer refuses us: ${r}`);
+        }
+        this.stats.connected++;
+        this.stats.connectedSince ??= Date.now();
+        this.stats.mode = streaming ? "streaming" : "ihave";
+        log.info({ mode: this.stats.mode }, "connected to peer");
+        backoff = this.timing.reconnectMin;
+        if (streaming) await this.#stream(conn, mine);
+        else await this.#ihave(conn, mine);
+      } catch (err) {
+        if (!this.#stopped) {
+          this.#error(err);
+          log.warn({ err: String((err as Error).message ?? err), retryIn: backoff }, "feed connection failed");
+        }
+      } finally {
+        if (conn) {
+          if (this.#conns.delete(conn)) {
+            this.stats.connected = Math.max(0, this.stats.connected - 1);
+            if (this.stats.connected === 0) this.stats.connectedSince = null;
+          }
+          conn.close();
+        }
+        // what was on the wire goes back to the front of the queue
+        for (const row of mine) {
+          this.#inFlight.delete(row.article);
+          this.#queue.unshift(row);
+        }
+      }
+      if (this.#stopped) break;
+      const jitter = 0.5 + Math.random();
+      await this.#sleepUntilStopped(backoff * jitter * 1000);
+      backoff = Math.min(this.timing.reconnectMax, backoff * 2);
+    }
+  }
+
+  #sleepUntilStopped(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      const w = () => {
+        if (this.#stopped) {
+          clearTimeout(t);
+          resolve();
+        } else this.#wakers.push(w);
+      };
+      this.#wakers.push(w);
+    });
+  }
+
+  /** RFC 4644: CHECK within the window; TAKETHIS once the peer says 238. Replies come in order. */
+  #stream(conn: NntpConnection, mine: Set<BacklogRow>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      type Sent = { kind: "check" | "takethis"; row: BacklogRow };
+      const fifo: Sent[] = [];
+      let head = 0;
+      let open = 0; // articles between CHECK and their final answer
+      let filling = false;
+      let finished = false;
+      const finish = (err?: Error) => {
+        if (finished) return;
+        finished = true;
+        conn.onLine = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      conn.onClose = (err) => finish(err);
+      const settle = (row: BacklogRow) => {
+        open--;
+        mine.delete(row);
+        this.#inFlight.delete(row.article);
+      };
+      const fill = async () => {
+        if (filling || finished) return;
+        filling = true;
+        try {
+          while (!finished && !this.#stopped) {
+            if (open >= this.peer.window) break;
+            const row = await this.#next();
+            if (!row) {
+              if (open > 0) break;
+              await this.#sleepUntilWoken(30_000);
+              if (this.#stopped) break;
+              continue;
+            }
+            this.#inFlight.add(row.article);
+            mine.add(row);
+            open++;
+            const msgid = row.msgid;
+            if (!msgid) {
+              settle(row);
+              this.#markDone(row.article);
+              continue;
+            }
+            fifo.push({ kind: "check", row });
+            this.stats.offered++;
+            conn.write(`CHECK ${msgid}\r\n`);
+          }
+        } catch (err) {
+          finish(err as Error);
+        } finally {
+          filling = false;
+        }
+        if (this.#stopped) finish();
+      };
+      const takethis = async (row: BacklogRow) => {
+        const a = await this.storage.articles.byId(row.article);
+        if (!a || finished) {
+          if (!a) {
+            settle(row);
+            this.#markDone(row.article);
+            void fill();
+          }
+          return;
+        }
+        fifo.push({ kind: "takethis", row });
+        this.stats.bytesSent += a.data.length;
+        conn.write([`TAKETHIS ${row.msgid}\r\n`, ...stuffBlock(a.data)]);
+      };
+      conn.onLine = (line) => {
+        const sent = fifo[head++];
+        if (head > 1024) {
+          fifo.splice(0, head);
+          head = 0;
+        }
+        if (!sent) return finish(new Error(`unexpected reply: ${line}`));
+        const code = line.slice(0, 3);
+        const row = sent.row;
+        if (sent.kind === "check") {
+          if (code === "238") {
+            takethis(row).catch((e) => finish(e));
+            return;
+          }
+          if (code === "438") {
+            this.stats.refused++;
+            settle(row);
+            this.#markDone(row.article);
+          } else if (code === "431") {
+            settle(row);
+            this.#defer(row);
+          } else return finish(new Error(`CHECK answered: ${line}`));
+        } else {
+          if (code === "239") {
+            this.stats.accepted++;
+            settle(row);
+            this.#markDone(row.article);
+          } else if (code === "439") {
+            this.stats.rejected++;
+            settle(row);
+            this.#markDone(row.article);
+          } else if (code === "431" || code === "436" || code === "400") {
+            settle(row);
+            this.#defer(row);
+            if (code === "400") return finish(new Error(`peer: ${line}`));
+          } else return finish(new Error(`TAKETHIS answered: ${line}`));
+        }
+        void fill();
+      };
+      for (const l of conn.takeBuffered()) conn.onLine(l);
+      void fill();
+    });
+  }
+
+  /** RFC 3977 §6.3.2, one article at a time. */
+  async #ihave(conn: NntpConnection, mine: Set<BacklogRow>): Promise<void> {
+    while (!this.#stopped) {
+      const row = await this.#next();
+      if (!row) {
+        await this.#sleepUntilWoken(30_000);
+        continue;
+      }
+      mine.add(row);
+      this.#inFlight.add(row.article);
+      const release = () => {
+        mine.delete(row);
+        this.#inFlight.delete(row.article);
+      };
+      const a = await this.storage.articles.byId(row.article);
+      if (!a) {
+        release();
+        this.#markDone(row.article);
+        continue;
+      }
+      this.stats.offered++;
+      const r = await conn.command(`IHAVE ${a.msgid}`);
+      const code = r.slice(0, 3);
+      if (code === "335") {
+        this.stats.bytesSent += a.data.length;
+        conn.write(stuffBlock(a.data));
+        const f = await conn.line(120_000);
+        const fc = f.slice(0, 3);
+        release();
+        if (fc === "235") {
+          this.stats.accepted++;
+          this.#markDone(row.article);
+        } else if (fc === "437") {
+          this.stats.rejected++;
+          this.#markDone(row.article);
+        } else if (fc === "436") this.#defer(row);
+        else throw new Error(`IHAVE transfer answered: ${f}`);
+      } else if (code === "435") {
+        release();
+        this.stats.refused++;
+        this.#markDone(row.article);
+      } else if (code === "436") {
+        release();
+        this.#defer(row);
+      } else {
+        release();
+        this.#queue.unshift(row);
+        throw new Error(`IHAVE answered: ${r}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,107 @@
+// Per-peer figures: written to data_dir/status.json for `tidings status`, and
+// logged when they change.
+import { writeFile, rename } from "node:fs/promises";
+import { join } from "node:path";
+import type { Node } from "./node.js";
+import type { FeedStats } from "./feeds/peer-feed.js";
+import type { BacklogStats } from "../storage/backlog.js";
+
+export interface PeerStatus extends FeedStats {
+  name: string;
+  host: string;
+  backlog: BacklogStats;
+}
+
+export interface NodeStatus {
+  pathhost: string;
+  pid: number;
+  nntp: string;
+  written: number;
+  started: number;
+  articles: { accepted: number; duplicate: number; rejected: number; deferred: number; loops: number };
+  peers: PeerStatus[];
+}
+
+export class StatusWriter {
+  #timer?: NodeJS.Timeout;
+  #last = "";
+  readonly started = Date.now();
+
+  constructor(private readonly node: Node, private readonly intervalSeconds: number) {}
+
+  start(): void {
+    this.#timer = setInterval(() => void this.write().catch(() => {}), this.intervalSeconds * 1000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+  }
+
+  async collect(): Promise<NodeStatus> {
+    const n = this.node;
+    const peers: PeerStatus[] = [];
+    for (const p of n.config.peer) {
+      const id = n.peerIds.get(p.name)!;
+      const feed = n.feeds.get(id);
+      const backlog = await n.storage.backlog.stats(id);
+      const stats: FeedStats = feed?.stats ?? {
+        connected: 0, connectedSince: null, mode: null, offered: 0, accepted: 0, refused: 0, rejected: 0,
+        deferred: 0, dropped: 0, bytesSent: 0, lastError: null, lastErrorAt: null,
+      };
+      peers.push({ name: p.name, host: p.host ? `${p.host}:${p.port}` : "(receive only)", backlog, ...stats });
+    }
+    return {
+      pathhost: n.config.node.pathhost,
+      pid: process.pid,
+      nntp: n.nntpAddress ? `${n.nntpAddress.host}:${n.nntpAddress.port}` : "",
+      written: Date.now(),
+      started: this.started,
+      articles: { ...n.ingest.counts },
+      peers,
+    };
+  }
+
+  async write(): Promise<void> {
+    const s = await this.collect();
+    const file = join(this.node.config.node.data_dir, "status.json");
+    await writeFile(file + ".tmp", JSON.stringify(s, null, 2));
+    await rename(file + ".tmp", file);
+    const figures = JSON.stringify(s.peers.map((p) => [p.name, p.connected, p.backlog.count, p.offered, p.accepted, p.refused, p.rejected, p.deferred, p.dropped, p.lastError]));
+    if (figures !== this.#last) {
+      this.#last = figures;
+      for (const p of s.peers) {
+        this.node.log.info(
+          { peer: p.name, connected: p.connected > 0, backlog: p.backlog.count, backlogBytes: p.backlog.bytes, offered: p.offered, accepted: p.accepted, refused: p.refused, rejected: p.rejected, deferred: p.deferred, dropped: p.dropped, bytesSent: p.bytesSent, lastError: p.lastError },
+          "peer status",
+        );
+      }
+    }
+  }
+}
+
+export function formatStatus(s: NodeStatus, now = Date.now()): string {
+  const age = (t: number | null) => (t === null ? "-" : human((now - t) / 1000));
+  const lines = [
+    `node ${s.pathhost} (pid ${s.pid}, nntp ${s.nntp}), figures from ${age(s.written)} ago`,
+    `articles: ${s.articles.accepted} accepted, ${s.articles.duplicate} duplicate, ${s.articles.rejected} rejected, ${s.articles.deferred} deferred, ${s.articles.loops} refused for a Path loop`,
+    "",
+  ];
+  if (s.peers.length === 0) lines.push("no peers configured");
+  for (const p of s.peers) {
+    lines.push(
+      `peer ${p.name} ${p.host}: ${p.connected > 0 ? `connected (${p.mode}) for ${age(p.connectedSince)}` : "not connected"}`,
+      `  backlog ${p.backlog.count} articles, ${p.backlog.bytes} bytes, oldest ${p.backlog.oldest ? age(p.backlog.oldest) : "-"}`,
+      `  offered ${p.offered}, accepted ${p.accepted}, refused ${p.refused}, rejected ${p.rejected}, deferred ${p.deferred}, dropped as too old ${p.dropped}, bytes sent ${p.bytesSent}`,
+      `  last error: ${p.lastError ? `${p.lastError} (${age(p.lastErrorAt)} ago)` : "none"}`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+function human(seconds: number): string {
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}

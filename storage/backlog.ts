@@ -1,0 +1,45 @@
+// What is queued for each peer: read side. Rows are written with the article
+// (writer.ts) and deleted through the writer when the peer has answered.
+import type { Db } from "./sqlite.js";
+
+export interface BacklogRow {
+  article: number;
+  /** null when the article itself is gone (expired). */
+  msgid: string | null;
+  bytes: number;
+  arrived: number;
+}
+
+export interface BacklogStats {
+  count: number;
+  bytes: number;
+  oldest: number | null;
+}
+
+export class Backlog {
+  constructor(private readonly db: Db) {}
+
+  /** Peer ids by name, creating rows for new names. Uses the writer connection once at start. */
+  static async peerIds(writeDb: Db, names: string[]): Promise<Map<string, number>> {
+    for (const n of names) await writeDb.run("INSERT OR IGNORE INTO peers (name) VALUES (?)", [n]);
+    const rows = await writeDb.all<{ id: number; name: string }>("SELECT id, name FROM peers");
+    return new Map(rows.map((r) => [r.name, r.id]));
+  }
+
+  /** Oldest first: article ids grow with arrival. */
+  pending(peer: number, after: number, limit: number): Promise<BacklogRow[]> {
+    return this.db.all<BacklogRow>(
+      `SELECT b.article, a.msgid, b.bytes, b.arrived FROM backlog b LEFT JOIN articles a ON a.id = b.article
+       WHERE b.peer = ? AND b.article > ? ORDER BY b.article LIMIT ?`,
+      [peer, after, limit],
+    );
+  }
+
+  async stats(peer: number): Promise<BacklogStats> {
+    const r = await this.db.get<BacklogStats>(
+      "SELECT count(*) AS count, coalesce(sum(bytes), 0) AS bytes, min(arrived) AS oldest FROM backlog WHERE peer = ?",
+      [peer],
+    );
+    return r ?? { count: 0, bytes: 0, oldest: null };
+  }
+}

@@ -97,8 +97,14 @@ export class Node {
       pathhost: c.node.pathhost,
       implementation: `tidings ${VERSION}`,
       permissions(client: string): Permissions {
-        const peer = peerLists.find((p) => p.list.has(client))?.name;
-        const transit = peer !== undefined || local.has(client);
+        // Several peers may share an address (all of them on loopback in tests,
+        // or behind one NAT); then the connection names no peer and Path alone
+        // keeps articles from going back where they came from.
+        // The same holds for addresses that local feeding tools also use.
+        const matching = peerLists.filter((p) => p.list.has(client));
+        const isLocal = local.has(client);
+        const peer = matching.length === 1 && !isLocal ? matching[0].name : undefined;
+        const transit = matching.length > 0 || isLocal;
         return {
           read: readers.has(client),
           post: posters.has(client),

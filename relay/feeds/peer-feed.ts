@@ -55,6 +55,7 @@ export class PeerFeed {
   #deferred = new Map<number, { row: BacklogRow; at: number }>();
   #cursor = 0;
   #caughtUp = false;
+  #generation = 0; // bumped by every wake, so a fetch that raced a wake does not declare the backlog empty
   #fetching: Promise<void> | null = null;
   #wakers: (() => void)[] = [];
   #done: number[] = [];
@@ -87,6 +88,7 @@ export class PeerFeed {
   /** New work may be in the backlog. */
   wake(): void {
     this.#caughtUp = false;
+    this.#generation++;
     for (const w of this.#wakers.splice(0)) w();
   }
 
@@ -130,12 +132,13 @@ export class PeerFeed {
       }
       if (this.#caughtUp || this.#stopped) return undefined;
       if (!this.#fetching) {
+        const gen = this.#generation;
         this.#fetching = this.storage.backlog.pending(this.peer.id, this.#cursor, FETCH).then((rows) => {
           for (const r of rows) {
             if (r.article > this.#cursor) this.#cursor = r.article;
             if (!this.#inFlight.has(r.article) && !this.#deferred.has(r.article)) this.#queue.push(r);
           }
-          if (rows.length < FETCH) this.#caughtUp = true;
+          if (rows.length < FETCH && gen === this.#generation) this.#caughtUp = true;
         }).finally(() => (this.#fetching = null));
       }
       await this.#fetching;
@@ -164,12 +167,19 @@ export class PeerFeed {
   #defer(row: BacklogRow): void {
     this.stats.deferred++;
     this.#deferred.set(row.article, { row, at: Date.now() + this.timing.retryDeferred * 1000 });
-    if (!this.#deferTimer) {
-      this.#deferTimer = setTimeout(() => {
-        this.#deferTimer = null;
-        this.wake();
-      }, this.timing.retryDeferred * 1000);
-    }
+    this.#armDeferTimer();
+  }
+
+  /** Wakes the feed when the earliest deferred article is due. */
+  #armDeferTimer(): void {
+    if (this.#deferTimer || this.#deferred.size === 0 || this.#stopped) return;
+    let first = Infinity;
+    for (const d of this.#deferred.values()) first = Math.min(first, d.at);
+    this.#deferTimer = setTimeout(() => {
+      this.#deferTimer = null;
+      this.wake();
+      this.#armDeferTimer();
+    }, Math.max(0, first - Date.now()) + 5);
   }
 
   #error(err: unknown): void {

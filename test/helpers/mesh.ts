@@ -1,0 +1,139 @@
+// Networks of real tidings nodes on loopback, peered as a graph.
+import net from "node:net";
+import { startNode, tempDir, type TestNode } from "./node.js";
+import { RawClient, stuff } from "./client.js";
+import { rmSync } from "node:fs";
+
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const s = net.createServer();
+      await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+      return s;
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+export interface MeshNode {
+  name: string;
+  port: number;
+  dir: string;
+  node: TestNode;
+}
+
+export class Mesh {
+  constructor(readonly nodes: MeshNode[], readonly edges: [number, number][], readonly ports: number[], private readonly extra: string) {}
+
+  static config(i: number, ports: number[], edges: [number, number][], extra = ""): string {
+    const peers = edges
+      .filter(([a, b]) => a === i || b === i)
+      .map(([a, b]) => (a === i ? b : a))
+      .map(
+        (j) => `
+[[peer]]
+name = "n${j}"
+host = "127.0.0.1"
+port = ${ports[j]}
+path_identities = ["n${j}.test"]
+groups = "*,!junk"
+accept_from = ["127.0.0.1"]
+`,
+      )
+      .join("");
+    return `[node]\npathhost = "n${i}.test"\n[nntp]\nlisten = "127.0.0.1:${ports[i]}"\n[feeds]\nreconnect_min = 0.05\nreconnect_max = 0.5\nretry_deferred = 0.2\nstatus_interval = 0.2\n${extra}\n${peers}`;
+  }
+
+  static async start(n: number, edges: [number, number][], extra = ""): Promise<Mesh> {
+    const ports = await freePorts(n);
+    const nodes = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const dir = tempDir(`tidings-mesh-${i}-`);
+        const node = await startNode({ dataDir: dir, config: Mesh.config(i, ports, edges, extra), args: ["--nntp", `127.0.0.1:${ports[i]}`] });
+        return { name: `n${i}`, port: ports[i], dir, node };
+      }),
+    );
+    return new Mesh(nodes, edges, ports, extra);
+  }
+
+  async restart(i: number): Promise<void> {
+    const m = this.nodes[i];
+    m.node = await startNode({ dataDir: m.dir, config: Mesh.config(i, this.ports, this.edges, this.extra), args: ["--nntp", `127.0.0.1:${m.port}`] });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((m) => m.node.stop({ keepData: true })));
+    for (const m of this.nodes) rmSync(m.dir, { recursive: true, force: true });
+  }
+}
+
+export function chain(n: number): [number, number][] {
+  return Array.from({ length: n - 1 }, (_, i) => [i, i + 1]);
+}
+export function ring(n: number): [number, number][] {
+  return [...chain(n), [n - 1, 0]];
+}
+export function fullMesh(n: number): [number, number][] {
+  const e: [number, number][] = [];
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) e.push([i, j]);
+  return e;
+}
+
+let seq = 0;
+/** Posts one article and returns its Message-ID. */
+export async function post(port: number, group = "local.test", body = "hello\r\n"): Promise<string> {
+  const { client } = await RawClient.connect(port);
+  const msgid = `<mesh.${process.pid}.${Date.now().toString(36)}.${seq++}@test.example>`;
+  const r1 = await client.cmd("POST");
+  if (!r1.startsWith("340")) throw new Error(`POST: ${r1}`);
+  client.send(stuff(`From: Mesh <mesh@example.org>\r\nNewsgroups: ${group}\r\nSubject: mesh ${seq}\r\nMessage-ID: ${msgid}\r\n\r\n${body}`));
+  const r2 = await client.line();
+  client.close();
+  if (!r2.startsWith("240")) throw new Error(`POST: ${r2}`);
+  return msgid;
+}
+
+/** Waits until every node has every id; returns each node's missing ids if time runs out. */
+export async function waitForEverywhere(mesh: Mesh, ids: string[], ms: number): Promise<Map<string, string[]>> {
+  const deadline = Date.now() + ms;
+  const missing = new Map<string, string[]>();
+  const clients = await Promise.all(mesh.nodes.map((m) => RawClient.connect(m.port)));
+  try {
+    for (;;) {
+      missing.clear();
+      for (let i = 0; i < mesh.nodes.length; i++) {
+        const c = clients[i].client;
+        c.send(ids.map((id) => `STAT ${id}\r\n`).join(""));
+        const miss: string[] = [];
+        for (const id of ids) if (!(await c.line()).startsWith("223")) miss.push(id);
+        if (miss.length) missing.set(mesh.nodes[i].name, miss);
+      }
+      if (missing.size === 0 || Date.now() > deadline) return missing;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    for (const c of clients) c.client.close();
+  }
+}
+
+/** Message-IDs filed in local.test on a node, with their Path headers. */
+export async function groupContents(port: number, group = "local.test"): Promise<{ msgid: string; path: string }[]> {
+  const { client } = await RawClient.connect(port);
+  const g = await client.cmd(`GROUP ${group}`);
+  const [, count, low, high] = g.split(" ").map(Number);
+  if (count === 0) {
+    client.close();
+    return [];
+  }
+  const ids = (await (async () => (await client.cmd(`XHDR Message-ID ${low}-${high}`), client.lines()))()).map((l) => l.split(" ")[1]);
+  const paths = (await (async () => (await client.cmd(`XHDR Path ${low}-${high}`), client.lines()))()).map((l) => l.slice(l.indexOf(" ") + 1));
+  client.close();
+  return ids.map((msgid, i) => ({ msgid, path: paths[i] }));
+}
+
+export async function status(m: MeshNode): Promise<{ articles: { loops: number }; peers: { name: string; backlog: { count: number }; offered: number; accepted: number; refused: number }[] }> {
+  const { readFileSync } = await import("node:fs");
+  return JSON.parse(readFileSync(`${m.dir}/status.json`, "utf8"));
+}

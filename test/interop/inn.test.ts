@@ -151,3 +151,71 @@ test("INN's getlist reads tidings' active file and descriptions", { timeout: 60_
   assert.match(groups.stdout, /^local\.general\tGeneral discussion/m);
   assert.doesNotMatch(groups.stdout, /^tidings\.announce/m, "the wildmat filters the list");
 });
+
+test("tidings and INN peer both ways: posts on either side reach the other, and Path stops the loop", { timeout: 180_000 }, async (t) => {
+  if (skip) return t.skip(skip);
+  // tidings must know INN's port before it starts, and INN tidings' port
+  const innPort = await freePort();
+  const dir = tempDir("tidings-inn-both-");
+  const tidings = await startNode({
+    config: `[feeds]\nreconnect_min = 0.1\nreconnect_max = 1\nstatus_interval = 0.2\n[[peer]]\nname = "inn"\nhost = "127.0.0.1"\nport = ${innPort}\npath_identities = ["inn.test"]\ngroups = "*,!junk,!control*"\naccept_from = ["127.0.0.1"]\n`,
+  });
+  cleanups.push(() => tidings.stop());
+  const r = sandbox("start", dir, String(innPort), `127.0.0.1:${tidings.port}`);
+  assert.equal(r.code, 0, r.out);
+  cleanups.push(() => {
+    sandbox("stop", dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // INN → tidings (first article opens innfeed's connection, then a burst)
+  const tag = `both${Date.now().toString(36)}`;
+  const fromInn = await postToInn(innPort, 1, `${tag}i0`);
+  assert.equal((await waitForAll(tidings.port, fromInn, 30_000)).size, 1);
+  fromInn.push(...(await postToInn(innPort, 10, `${tag}i`)));
+
+  // tidings → INN, by streaming
+  const { client } = await RawClient.connect(tidings.port);
+  const fromTidings: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const msgid = `<${tag}.t${i}@tidings-interop.test>`;
+    assert.match(await client.cmd("POST"), /^340/);
+    client.send(stuff(`From: T <t@example.org>\r\nNewsgroups: local.test\r\nSubject: from tidings ${i}\r\nMessage-ID: ${msgid}\r\n\r\n.dot\r\nbody ${i}\r\n`));
+    assert.match(await client.line(), /^240/);
+    fromTidings.push(msgid);
+  }
+  client.close();
+
+  const onTidings = await waitForAll(tidings.port, fromInn, 60_000);
+  assert.equal(onTidings.size, fromInn.length, `tidings has ${onTidings.size} of ${fromInn.length} INN articles`);
+  const onInn = await waitForInn(innPort, fromTidings, 60_000);
+  assert.equal(onInn.size, fromTidings.length, `INN has ${onInn.size} of ${fromTidings.length} tidings articles`);
+  for (const text of onInn.values()) assert.match(text, /^Path: inn\.test!tidings\.local!/m);
+
+  // Path stopped the loop: tidings never offered INN's own articles back to it
+  await new Promise((r) => setTimeout(r, 1000));
+  const { readFileSync } = await import("node:fs");
+  const st = JSON.parse(readFileSync(join(tidings.dataDir, "status.json"), "utf8"));
+  const inn = st.peers.find((p: { name: string }) => p.name === "inn");
+  assert.equal(inn.offered, fromTidings.length, `tidings offered INN ${inn.offered} articles`);
+  assert.equal(inn.accepted, fromTidings.length);
+  assert.equal(inn.backlog.count, 0);
+  assert.equal(st.articles.loops, 0, "INN offered tidings an article that had passed through it");
+});
+
+/** Reads articles from INN's nnrpd. */
+async function waitForInn(port: number, ids: string[], ms: number): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline && found.size < ids.length) {
+    const { client } = await RawClient.connect(port);
+    await client.cmd("MODE READER");
+    for (const id of ids) {
+      if (found.has(id)) continue;
+      if ((await client.cmd(`ARTICLE ${id}`)).startsWith("220")) found.set(id, (await client.rawBlock()).toString("latin1"));
+    }
+    client.close();
+    if (found.size < ids.length) await new Promise((r) => setTimeout(r, 300));
+  }
+  return found;
+}

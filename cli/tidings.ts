@@ -7,6 +7,8 @@ import { KEY_DOCS } from "../config/schema.js";
 import { Node, VERSION } from "../relay/node.js";
 import { formatStatus, type NodeStatus } from "../relay/status.js";
 import { readFileSync } from "node:fs";
+import { peerAdd, peerCheck } from "./peer.js";
+import { demo } from "./demo.js";
 import { join } from "node:path";
 
 // SQLite work runs on libuv's pool; two connections need two threads, and
@@ -83,6 +85,50 @@ program
     }
     if (opts.json) process.stdout.write(text + "\n");
     else process.stdout.write((alive ? "" : "(the node is not running; these are its last figures)\n") + formatStatus(s));
+  });
+
+const peer = program.command("peer").description("set up and check peerings");
+peer
+  .command("add")
+  .description("write a [[peer]] entry: what we send it, and that it may feed us")
+  .argument("<name>")
+  .argument("<host:port>")
+  .option("-c, --config <file>", "configuration file to add to (created if missing)", "tidings.toml")
+  .option("--groups <patterns>", "wildmat list of groups it gets")
+  .option("--path-identity <name...>", "how the peer names itself in Path (default: its name)")
+  .option("--accept-from <address...>", "addresses it feeds us from (default: what HOST resolves to)")
+  .option("--ihave", "use IHAVE instead of streaming")
+  .action(async (name, hostPort, opts) => {
+    try {
+      const block = await peerAdd(opts.config, name, hostPort, opts);
+      process.stdout.write(`added to ${opts.config}:${block}\nrestart the node, then: tidings peer check ${name} --config ${opts.config}\n`);
+    } catch (err) {
+      process.stderr.write(`tidings: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+  });
+peer
+  .command("check")
+  .description("connect to a peer and say in plain words what works and what does not")
+  .argument("<name>")
+  .option("-c, --config <file>", "configuration file", "tidings.toml")
+  .action(async (name, opts) => {
+    try {
+      const { report, ok } = await peerCheck(loadConfig(opts.config), name);
+      process.stdout.write(report.join("\n") + "\n");
+      process.exit(ok ? 0 : 1);
+    } catch (err) {
+      process.stderr.write(`tidings: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+  });
+
+program
+  .command("demo")
+  .description("start five peered nodes on loopback, post on one, and show the flood")
+  .action(async () => {
+    await demo();
+    process.exit(0);
   });
 
 program

@@ -103,7 +103,7 @@ export class RawClient {
 export function stuff(article: string | Buffer): Buffer {
   const s = Buffer.isBuffer(article) ? article.toString("latin1") : article;
   const body = s.replace(/(^|\r\n)\./g, "$1..");
-  return Buffer.from(body + (body.endsWith("\r\n") ? "" : "\r\n") + ".\r\n", "latin1");
+  return Buffer.from(body + (body === "" || body.endsWith("\r\n") ? "" : "\r\n") + ".\r\n", "latin1");
 }
 
 let seq = 0;

@@ -48,7 +48,7 @@ export class History {
       for (const n of chunkSizes(ids.length)) {
         const part = ids.slice(i, i + n);
         i += n;
-        for (const r of await this.#stmts.get(n).all<{ msgid: string }>(part)) known.add(r.msgid);
+        for (const r of await (await this.#stmts.ready(n)).all<{ msgid: string }>(part)) known.add(r.msgid);
       }
       for (const [id, fns] of waiting) for (const f of fns) f(known.has(id));
     } catch (err) {

@@ -110,16 +110,38 @@ export function chunkSizes(n: number, max = 128): number[] {
 
 /** Statements whose text depends only on a row count, prepared once per count. */
 export class StmtCache {
-  #cache = new Map<number, Stmt>();
+  #cache = new Map<number, Promise<Stmt>>();
+  #ready = new Map<number, Stmt>();
   constructor(private readonly db: Db, private readonly build: (rows: number) => string) {}
 
-  get(rows: number): Stmt {
-    let st = this.#cache.get(rows);
-    if (!st) {
-      st = this.db.prepareNow(this.build(rows));
-      this.#cache.set(rows, st);
+  /**
+   * The statement for `rows` rows, prepared. A statement still being prepared
+   * would run only after its preparation, behind commands queued later (a
+   * COMMIT, say): the writer awaits this before it queues a transaction.
+   */
+  async ready(rows: number): Promise<Stmt> {
+    const have = this.#ready.get(rows);
+    if (have) return have;
+    let p = this.#cache.get(rows);
+    if (!p) {
+      p = this.db.prepare(this.build(rows));
+      this.#cache.set(rows, p);
     }
+    const st = await p;
+    this.#ready.set(rows, st);
     return st;
+  }
+
+  /** A statement made ready before (see ready()). */
+  get(rows: number): Stmt {
+    const st = this.#ready.get(rows);
+    if (!st) throw new Error(`statement for ${rows} rows used before it was prepared`);
+    return st;
+  }
+
+  /** Prepares the shapes that `counts` rows will be split into. */
+  async prepareFor(...counts: number[]): Promise<void> {
+    for (const n of counts) for (const size of new Set(chunkSizes(n))) await this.ready(size);
   }
 }
 

@@ -64,6 +64,7 @@ export class Writer {
   #numbers: StmtCache;
   #backlog: StmtCache;
   #backlogDone: StmtCache;
+  #groupHigh: StmtCache;
   #known: StmtCache;
 
   constructor(
@@ -82,6 +83,10 @@ export class Writer {
     this.#numbers = new StmtCache(db, (n) => `INSERT INTO group_articles (group_id, number, article) VALUES ${values(3, n)}`);
     this.#backlog = new StmtCache(db, (n) => `INSERT OR IGNORE INTO backlog (peer, article, bytes, arrived) VALUES ${values(4, n)}`);
     this.#backlogDone = new StmtCache(db, (n) => `DELETE FROM backlog WHERE peer = ? AND article IN (${"?,".repeat(n - 1)}?)`);
+    this.#groupHigh = new StmtCache(
+      db,
+      () => "UPDATE groups SET high = ?, count = count + ?, low = CASE WHEN count = 0 THEN ? ELSE low END WHERE id = ?",
+    );
     this.#known = new StmtCache(db, (n) => `SELECT msgid FROM history WHERE msgid IN (${"?,".repeat(n - 1)}?)`);
   }
 
@@ -155,7 +160,7 @@ export class Writer {
     for (const n of chunkSizes(ids.length)) {
       const part = ids.slice(i, i + n);
       i += n;
-      for (const r of await this.#known.get(n).all<{ msgid: string }>(part)) known.add(r.msgid);
+      for (const r of await (await this.#known.ready(n)).all<{ msgid: string }>(part)) known.add(r.msgid);
     }
     return known;
   }
@@ -221,33 +226,30 @@ export class Writer {
     }
 
     if (history.length === 0 && done.length === 0) return results;
-    // The writer connection runs in serialized mode: every statement of the
-    // transaction is queued at once and runs in order, so a batch costs two
-    // round trips to SQLite's thread instead of one per statement. COMMIT is
-    // sent only after every statement before it succeeded.
-    const steps: Promise<unknown>[] = [this.db.exec("BEGIN IMMEDIATE")];
-    this.#insert(steps, this.#history, history);
-    this.#insert(steps, this.#articles, articles);
-    this.#insert(steps, this.#numbers, numbers);
-    this.#insert(steps, this.#backlog, backlog);
-    for (const d of done) {
-      let i = 0;
-      for (const n of chunkSizes(d.articles.length)) {
-        steps.push(this.#backlogDone.get(n).run([d.peer, ...d.articles.slice(i, i + n)]));
-        i += n;
-      }
-    }
-    for (const [g, high] of highs) {
-      steps.push(
-        this.db.run("UPDATE groups SET high = ?, count = count + ?, low = CASE WHEN count = 0 THEN ? ELSE low END WHERE id = ?", [
-          high, high - g.high, g.high + 1, g.id,
-        ]),
-      );
-    }
-    const settled = await Promise.allSettled(steps);
-    const failed = settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+    // every statement shape is prepared before the transaction is queued
+    await this.#history.prepareFor(history.length);
+    await this.#articles.prepareFor(articles.length);
+    await this.#numbers.prepareFor(numbers.length);
+    await this.#backlog.prepareFor(backlog.length);
+    for (const d of done) await this.#backlogDone.prepareFor(d.articles.length);
+    const groupHigh = await this.#groupHigh.ready(1);
+    // Each statement is awaited before the next is sent. Queuing them all at
+    // once (node-sqlite3's serialized mode) was measured to let a reader see
+    // half a transaction now and then: test/integration/storage-atomic.test.ts.
+    await this.db.exec("BEGIN IMMEDIATE");
     try {
-      if (failed) throw failed.reason;
+      await this.#insert(this.#history, history);
+      await this.#insert(this.#articles, articles);
+      await this.#insert(this.#numbers, numbers);
+      await this.#insert(this.#backlog, backlog);
+      for (const d of done) {
+        let i = 0;
+        for (const n of chunkSizes(d.articles.length)) {
+          await this.#backlogDone.get(n).run([d.peer, ...d.articles.slice(i, i + n)]);
+          i += n;
+        }
+      }
+      for (const [g, high] of highs) await groupHigh.run([high, high - g.high, g.high + 1, g.id]);
       await this.db.exec("COMMIT");
     } catch (err) {
       await this.db.exec("ROLLBACK").catch(() => {});
@@ -266,12 +268,12 @@ export class Writer {
     return results;
   }
 
-  #insert(steps: Promise<unknown>[], cache: StmtCache, rows: unknown[][]): void {
+  async #insert(cache: StmtCache, rows: unknown[][]): Promise<void> {
     let i = 0;
     for (const n of chunkSizes(rows.length)) {
       const part = rows.slice(i, i + n);
       i += n;
-      steps.push(cache.get(n).run(part.flat()));
+      await cache.get(n).run(part.flat());
     }
   }
 }

@@ -139,6 +139,7 @@ export class PeerFeed {
             if (!this.#inFlight.has(r.article) && !this.#deferred.has(r.article)) this.#queue.push(r);
           }
           if (rows.length < FETCH && gen === this.#generation) this.#caughtUp = true;
+          this.log.debug({ fetched: rows.map((r) => r.article), cursor: this.#cursor, caughtUp: this.#caughtUp }, "backlog fetched");
         }).finally(() => (this.#fetching = null));
       }
       await this.#fetching;
@@ -146,6 +147,7 @@ export class PeerFeed {
   }
 
   #markDone(article: number): void {
+    this.log.debug({ article }, "backlog row done");
     this.#done.push(article);
     if (this.#done.length >= 500) void this.#flushDone();
     else if (!this.#doneTimer) this.#doneTimer = setTimeout(() => void this.#flushDone(), 20);
@@ -284,6 +286,11 @@ export class PeerFeed {
               await this.#sleepUntilWoken(30_000);
               if (this.#stopped) break;
               continue;
+            }
+            if (finished) {
+              // the connection went away while we waited: the row goes back
+              this.#queue.unshift(row);
+              break;
             }
             this.#inFlight.add(row.article);
             mine.add(row);

@@ -11,6 +11,9 @@ async function floodAndCheck(mesh: Mesh, n: number): Promise<string[]> {
   const ids: string[] = [];
   for (let k = 0; k < n; k++) ids.push(await post(mesh.nodes[Math.floor(Math.random() * mesh.nodes.length)].port));
   const missing = await waitForEverywhere(mesh, ids, 30_000);
+  if (missing.size) {
+    for (const m of mesh.nodes) { console.log(m.name, JSON.stringify((await status(m)).peers)); (await import("node:fs")).writeFileSync(`/tmp/mesh-${m.name}.log`, m.node.stderr); }
+  }
   assert.equal(missing.size, 0, `missing after 30 s: ${JSON.stringify([...missing])}`);
   for (const m of mesh.nodes) {
     const contents = await groupContents(m.port);

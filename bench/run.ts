@@ -1,6 +1,7 @@
 // npm run bench: tidings and INN side by side, same feeder, same run.
 //   BENCH_SCALE=0.1   shorter runs          BENCH_INN=0      skip INN
 //   BENCH_MILLION=0   skip the 1,000,000-article memory run
+//   BENCH_PROPAGATION=0  skip the propagation (chain, innfeed) part
 import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { join, dirname } from "node:path";
@@ -9,6 +10,7 @@ import net from "node:net";
 import { feed } from "./feeder.js";
 import { readBench } from "./reader.js";
 import { startNode, tempDir } from "../test/helpers/node.js";
+import { propagation, printPropagation } from "./propagation.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SANDBOX = join(root, "test", "interop", "inn-sandbox.sh");
@@ -100,6 +102,8 @@ async function main(): Promise<void> {
   console.log(`| OVER lines/s | ${fmt(r.overLinesPerSecond)} | ${ir ? fmt(ir.overLinesPerSecond) : "-"} | ${ir ? fmt(r.overLinesPerSecond / ir.overLinesPerSecond, 2) + "×" : "-"} |`);
   console.log(`| ARTICLE/s | ${fmt(r.articlesPerSecond)} | ${ir ? fmt(ir.articlesPerSecond) : "-"} | ${ir ? fmt(r.articlesPerSecond / ir.articlesPerSecond, 2) + "×" : "-"} |`);
   await readerNode!.stop();
+
+  if (process.env.BENCH_PROPAGATION !== "0") printPropagation(await propagation(scale, inn));
 
   if (million) {
     const total = Math.round(1_000_000 * scale);

@@ -259,6 +259,7 @@ export class PeerFeed {
       const fifo: Sent[] = [];
       let head = 0;
       let open = 0; // articles between CHECK and their final answer
+      const prefetched = new Map<number, Promise<import("../../storage/articles.js").StoredArticle | undefined>>();
       let filling = false;
       let finished = false;
       const finish = (err?: Error) => {
@@ -270,6 +271,7 @@ export class PeerFeed {
       };
       conn.onClose = (err) => finish(err);
       const settle = (row: BacklogRow) => {
+        prefetched.delete(row.article);
         open--;
         mine.delete(row);
         this.#inFlight.delete(row.article);
@@ -304,6 +306,8 @@ export class PeerFeed {
             fifo.push({ kind: "check", row });
             this.stats.offered++;
             conn.write(`CHECK ${msgid}\r\n`);
+            // read the article while the peer answers, so a 238 is followed by TAKETHIS at once
+            if (open <= 32) prefetched.set(row.article, this.storage.articles.byId(row.article).catch(() => undefined));
           }
         } catch (err) {
           finish(err as Error);
@@ -313,7 +317,9 @@ export class PeerFeed {
         if (this.#stopped) finish();
       };
       const takethis = async (row: BacklogRow) => {
-        const a = await this.storage.articles.byId(row.article);
+        const early = prefetched.get(row.article);
+        prefetched.delete(row.article);
+        const a = await (early ?? this.storage.articles.byId(row.article));
         if (!a || finished) {
           if (!a) {
             settle(row);

@@ -1,0 +1,40 @@
+// Under pressure, defer: when the writer's queue is full a valid article gets
+// 431 (streaming) or 436 (IHAVE), never 439/437, and the sender can retry.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { startNode } from "../helpers/node.js";
+import { RawClient, makeArticle, stuff } from "../helpers/client.js";
+
+test("a full storage queue defers valid articles instead of refusing them", { timeout: 60_000 }, async () => {
+  const node = await startNode({ config: "[storage]\nmax_queue = 2\nmax_batch = 2\n" });
+  try {
+    const { client } = await RawClient.connect(node.port);
+    assert.match(await client.cmd("MODE STREAM"), /^203/);
+    const arts = Array.from({ length: 400 }, () => makeArticle());
+    client.send(Buffer.concat(arts.flatMap((a) => [Buffer.from(`TAKETHIS ${a.msgid}\r\n`), stuff(a.text)])));
+    const codes = new Map<string, string>();
+    for (const a of arts) codes.set(a.msgid, (await client.line()).slice(0, 3));
+    const counts = [...codes.values()].reduce<Record<string, number>>((m, c) => ((m[c] = (m[c] ?? 0) + 1), m), {});
+    assert.ok(counts["431"] > 0, `expected some 431 under pressure, got ${JSON.stringify(counts)}`);
+    assert.equal(counts["439"] ?? 0, 0, "a valid article was refused for good");
+    // deferred ones are taken when offered again; accepted ones are there
+    for (const a of arts) {
+      if (codes.get(a.msgid) === "431") {
+        for (;;) {
+          assert.match(await client.cmd(`CHECK ${a.msgid}`), /^(238|431)/);
+          client.send(`TAKETHIS ${a.msgid}\r\n`);
+          client.send(stuff(a.text));
+          const r = await client.line();
+          if (r.startsWith("239")) break;
+          assert.match(r, /^431/);
+          await new Promise((res) => setTimeout(res, 5));
+        }
+      }
+    }
+    const g = await client.cmd("GROUP local.test");
+    assert.equal(Number(g.split(" ")[1]), arts.length);
+    client.close();
+  } finally {
+    await node.stop();
+  }
+});

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import net from "node:net";
+import { freePort } from "../test/helpers/mesh.js";
 import { Receiver } from "./receiver.js";
 import { feed, makeArticle } from "./feeder.js";
 import { startNode, tempDir } from "../test/helpers/node.js";
@@ -20,13 +20,6 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** Offers articles one at a time by TAKETHIS to `port` and times each until the receiver has it. */
 async function hopLatency(port: number, rx: Receiver, n: number, tag: string): Promise<number[]> {

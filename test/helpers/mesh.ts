@@ -4,6 +4,10 @@ import { startNode, tempDir, type TestNode } from "./node.js";
 import { RawClient, stuff } from "./client.js";
 import { rmSync } from "node:fs";
 
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0];
+}
+
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: n }, async () => {

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { rmSync } from "node:fs";
-import net from "node:net";
+import { freePort } from "../helpers/mesh.js";
 import { startNode, tempDir, type TestNode } from "../helpers/node.js";
 import { RawClient, stuff } from "../helpers/client.js";
 
@@ -19,13 +19,6 @@ function sandbox(...args: string[]): { code: number; out: string } {
   return { code: r.status ?? -1, out: (r.stdout ?? "") + (r.stderr ?? "") };
 }
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 let skip: string | false = false;
 before(() => {

@@ -19,7 +19,7 @@ test("the README documents every configuration key with its default", () => {
 test(".ci/run runs exactly the README's install and test commands", () => {
   const ci = readFileSync(join(root, ".ci", "run"), "utf8");
   const readme = readFileSync(join(root, "README.md"), "utf8");
-  assert.match(readme, /^ {4}npm install /m);
+  assert.match(readme, /^ {4}npm ci /m);
   assert.match(readme, /^ {4}npm test$/m);
   assert.match(ci, /^npm ci$/m);
   assert.match(ci, /^npm test$/m);

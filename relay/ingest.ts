@@ -60,7 +60,7 @@ export class Ingest {
       msgid = prepared.msgid;
       // no history lookup here: the single writer checks history inside the batch, authoritatively
       const r = await this.storage.writer.store(prepared);
-      if (r.kind === "duplicate") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
+      if (r.kind !== "stored") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
       this.log.debug({ msgid, id: r.id, peers: prepared.peers, source: source.kind }, "article accepted");
       this.bus.accepted$.next({ id: r.id, msgid, groups: prepared.groups, bytes: raw.length, source: source.kind, peers: prepared.peers });
       return this.#count({ kind: "accepted", msgid, id: r.id, peers: prepared.peers });

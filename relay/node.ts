@@ -13,6 +13,7 @@ import { Backlog } from "../storage/backlog.js";
 import { makeRoute, type PeerRoute } from "./feeds/routing.js";
 import { PeerFeed } from "./feeds/peer-feed.js";
 import { StatusWriter } from "./status.js";
+import cron from "node-cron";
 
 export const VERSION = "0.1.0";
 
@@ -27,6 +28,7 @@ export class Node {
   routes: PeerRoute[] = [];
   peerIds = new Map<string, number>();
   #status?: StatusWriter;
+  #jobs: { stop(): unknown }[] = [];
 
   constructor(readonly config: Config, readonly log: Logger) {}
 
@@ -76,6 +78,18 @@ export class Node {
       for (const id of a.peers) this.feeds.get(id)?.wake();
     });
     for (const f of this.feeds.values()) f.start();
+    // scheduled jobs (DESIGN.md): transit-only articles go once no backlog needs them
+    if (!cron.validate(c.storage.purge_transit)) throw new Error(`storage.purge_transit: not a cron expression: ${c.storage.purge_transit}`);
+    this.#jobs.push(
+      cron.schedule(c.storage.purge_transit, async () => {
+        try {
+          const n = await this.storage.writer.purgeTransit();
+          if (n > 0) this.log.info({ purged: n }, "transit-only articles removed");
+        } catch (err) {
+          this.log.warn({ err: String(err) }, "transit purge failed");
+        }
+      }, { noOverlap: true }),
+    );
     this.#status = new StatusWriter(this, c.feeds.status_interval);
     this.#status.start();
     const [host, port] = splitHostPort(c.nntp.listen);
@@ -127,6 +141,7 @@ export class Node {
 
   async stop(): Promise<void> {
     this.#status?.stop();
+    for (const j of this.#jobs) j.stop();
     await Promise.all([...this.feeds.values()].map((f) => f.stop()));
     await this.#status?.write().catch(() => {});
     this.log.info({ writer: this.storage?.writer.stats, ingest: this.ingest?.counts }, "final statistics");

@@ -36,7 +36,7 @@ export class Articles {
   }
 
   async exists(msgid: string): Promise<boolean> {
-    const r = await this.db.get("SELECT 1 FROM history WHERE msgid = ? AND status = 1 AND article IS NOT NULL", [msgid]);
+    const r = await this.db.get("SELECT 1 FROM history h JOIN articles a ON a.id = h.article WHERE h.msgid = ? AND h.status = 1", [msgid]);
     return r !== undefined;
   }
 

@@ -62,6 +62,11 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (peer, article)
   ) WITHOUT ROWID;
   `,
+  // 3: articles kept only to pass on (no carried group); purged once no backlog row needs them
+  `
+  ALTER TABLE articles ADD COLUMN transit_only INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX articles_transit_only ON articles(id) WHERE transit_only = 1;
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number> {

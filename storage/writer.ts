@@ -26,7 +26,8 @@ export interface NewArticle {
 
 export type WriteResult =
   | { kind: "stored"; id: number; xref: string; numbers: [string, number][] }
-  | { kind: "duplicate" };
+  | { kind: "duplicate" }
+  | { kind: "purged"; count: number };
 
 /** Backlog rows the peer has answered for (sent, or refused for good), or that grew too old. */
 export interface BacklogDone {
@@ -35,7 +36,7 @@ export interface BacklogDone {
 }
 
 interface Pending {
-  item: NewArticle | { refused: string; at: number } | { done: BacklogDone };
+  item: NewArticle | { refused: string; at: number } | { done: BacklogDone } | { purge: true };
   resolve: (r: WriteResult) => void;
   reject: (e: unknown) => void;
 }
@@ -65,6 +66,7 @@ export class Writer {
   #backlog: StmtCache;
   #backlogDone: StmtCache;
   #groupHigh: StmtCache;
+  #purge: StmtCache;
   #known: StmtCache;
 
   constructor(
@@ -78,7 +80,7 @@ export class Writer {
     this.#articles = new StmtCache(
       db,
       (n) =>
-        `INSERT INTO articles (id, msgid, arrived, subject, author, date, refs, bytes, lines, xref, header_len, source, data) VALUES ${values(13, n)}`,
+        `INSERT INTO articles (id, msgid, arrived, subject, author, date, refs, bytes, lines, xref, header_len, source, data, transit_only) VALUES ${values(14, n)}`,
     );
     this.#numbers = new StmtCache(db, (n) => `INSERT INTO group_articles (group_id, number, article) VALUES ${values(3, n)}`);
     this.#backlog = new StmtCache(db, (n) => `INSERT OR IGNORE INTO backlog (peer, article, bytes, arrived) VALUES ${values(4, n)}`);
@@ -86,6 +88,11 @@ export class Writer {
     this.#groupHigh = new StmtCache(
       db,
       () => "UPDATE groups SET high = ?, count = count + ?, low = CASE WHEN count = 0 THEN ? ELSE low END WHERE id = ?",
+    );
+    this.#purge = new StmtCache(
+      db,
+      () => `DELETE FROM articles WHERE id IN (SELECT a.id FROM articles a WHERE a.transit_only = 1
+             AND NOT EXISTS (SELECT 1 FROM backlog b WHERE b.article = a.id) LIMIT 5000)`,
     );
     this.#known = new StmtCache(db, (n) => `SELECT msgid FROM history WHERE msgid IN (${"?,".repeat(n - 1)}?)`);
   }
@@ -107,6 +114,16 @@ export class Writer {
   /** Remembers a refused Message-ID so that it is not taken again (RFC 5537 §3.6). */
   refuse(msgid: string, at = Date.now()): Promise<WriteResult> {
     return this.#enqueue({ refused: msgid, at });
+  }
+
+  /**
+   * Deletes articles kept only to be passed on once no peer's backlog needs
+   * them; their Message-IDs stay in history (so they are not taken again).
+   * Runs between batches on the writer connection. Returns how many went.
+   */
+  async purgeTransit(): Promise<number> {
+    const r = await this.#enqueue({ purge: true }, true);
+    return r.kind === "purged" ? r.count : 0;
   }
 
   /** Deletes answered backlog rows; batched with the articles being written. */
@@ -178,11 +195,17 @@ export class Writer {
     const numbers: unknown[][] = [];
     const backlog: unknown[][] = [];
     const done: BacklogDone[] = [];
+    const purges: number[] = []; // result indexes of purge requests
     const highs = new Map<Group, number>(); // tentative, applied after COMMIT
     let nextId = this.#nextId;
 
     for (const p of batch) {
       const item = p.item;
+      if ("purge" in item) {
+        purges.push(results.length);
+        results.push({ kind: "purged", count: 0 });
+        continue;
+      }
       if ("done" in item) {
         done.push(item.done);
         results.push({ kind: "duplicate" });
@@ -219,13 +242,13 @@ export class Writer {
       history.push([item.msgid, 1, item.arrived, id]);
       articles.push([
         id, item.msgid, item.arrived, item.subject, item.author, item.date, item.refs,
-        bytes.length, item.lines, filed.length > 0 ? xref : "", headBuf.length, item.source, bytes,
+        bytes.length, item.lines, filed.length > 0 ? xref : "", headBuf.length, item.source, bytes, filed.length === 0 ? 1 : 0,
       ]);
       for (const peer of item.peers) backlog.push([peer, id, bytes.length, item.arrived]);
       results.push({ kind: "stored", id, xref, numbers: filed });
     }
 
-    if (history.length === 0 && done.length === 0) return results;
+    if (history.length === 0 && done.length === 0 && purges.length === 0) return results;
     // every statement shape is prepared before the transaction is queued
     await this.#history.prepareFor(history.length);
     await this.#articles.prepareFor(articles.length);
@@ -233,6 +256,7 @@ export class Writer {
     await this.#backlog.prepareFor(backlog.length);
     for (const d of done) await this.#backlogDone.prepareFor(d.articles.length);
     const groupHigh = await this.#groupHigh.ready(1);
+    const purge = purges.length ? await this.#purge.ready(1) : undefined;
     // Each statement is awaited before the next is sent. Queuing them all at
     // once (node-sqlite3's serialized mode) was measured to let a reader see
     // half a transaction now and then: test/integration/storage-atomic.test.ts.
@@ -250,6 +274,10 @@ export class Writer {
         }
       }
       for (const [g, high] of highs) await groupHigh.run([high, high - g.high, g.high + 1, g.id]);
+      if (purge) {
+        const count = await purge.run([]);
+        for (const i of purges) results[i] = { kind: "purged", count };
+      }
       await this.db.exec("COMMIT");
     } catch (err) {
       await this.db.exec("ROLLBACK").catch(() => {});

@@ -85,6 +85,22 @@ export class PeerFeed {
     await this.#flushDone();
   }
 
+  /**
+   * A new article was queued for this peer (the bus). When the feed has read
+   * the whole backlog and nothing is pending, the row is taken from the event
+   * itself, saving a database read on the idle path: events come in commit
+   * order, so nothing between the cursor and this article can be missed.
+   */
+  announce(row: { article: number; msgid: string; bytes: number }): void {
+    if (this.#caughtUp && !this.#fetching && this.#queue.length === 0 && row.article > this.#cursor) {
+      this.#cursor = row.article;
+      this.#queue.push({ article: row.article, msgid: row.msgid, bytes: row.bytes, arrived: Date.now() });
+      for (const w of this.#wakers.splice(0)) w();
+      return;
+    }
+    this.wake();
+  }
+
   /** New work may be in the backlog. */
   wake(): void {
     this.#caughtUp = false;

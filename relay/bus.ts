@@ -8,6 +8,8 @@ export interface AcceptedArticle {
   msgid: string;
   groups: string[];
   bytes: number;
+  /** The article as stored (with Xref), so an idle feed can send it without reading it back. */
+  data: Buffer;
   source: string;
   /** Peer ids it was queued for. */
   peers: number[];

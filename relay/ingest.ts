@@ -62,7 +62,7 @@ export class Ingest {
       const r = await this.storage.writer.store(prepared);
       if (r.kind !== "stored") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
       this.log.debug({ msgid, id: r.id, peers: prepared.peers, source: source.kind }, "article accepted");
-      this.bus.accepted$.next({ id: r.id, msgid, groups: prepared.groups, bytes: raw.length, source: source.kind, peers: prepared.peers });
+      this.bus.accepted$.next({ id: r.id, msgid, groups: prepared.groups, bytes: r.data.length, data: r.data, source: source.kind, peers: prepared.peers });
       return this.#count({ kind: "accepted", msgid, id: r.id, peers: prepared.peers });
     } catch (err) {
       if (err instanceof Refuse || err instanceof HeaderError) {

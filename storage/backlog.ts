@@ -8,6 +8,8 @@ export interface BacklogRow {
   msgid: string | null;
   bytes: number;
   arrived: number;
+  /** The stored bytes, when the row came straight from the bus rather than the table. */
+  data?: Buffer;
 }
 
 export interface BacklogStats {

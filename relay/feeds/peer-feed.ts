@@ -91,10 +91,10 @@ export class PeerFeed {
    * itself, saving a database read on the idle path: events come in commit
    * order, so nothing between the cursor and this article can be missed.
    */
-  announce(row: { article: number; msgid: string; bytes: number }): void {
+  announce(row: { article: number; msgid: string; bytes: number; data: Buffer }): void {
     if (this.#caughtUp && !this.#fetching && this.#queue.length === 0 && row.article > this.#cursor) {
       this.#cursor = row.article;
-      this.#queue.push({ article: row.article, msgid: row.msgid, bytes: row.bytes, arrived: Date.now() });
+      this.#queue.push({ article: row.article, msgid: row.msgid, bytes: row.bytes, arrived: Date.now(), data: row.data });
       for (const w of this.#wakers.splice(0)) w();
       return;
     }
@@ -323,7 +323,8 @@ export class PeerFeed {
             this.stats.offered++;
             conn.write(`CHECK ${msgid}\r\n`);
             // read the article while the peer answers, so a 238 is followed by TAKETHIS at once
-            if (open <= 32) prefetched.set(row.article, this.storage.articles.byId(row.article).catch(() => undefined));
+            if (row.data) prefetched.set(row.article, Promise.resolve({ id: row.article, msgid, data: row.data, headerLen: 0 }));
+            else if (open <= 32) prefetched.set(row.article, this.storage.articles.byId(row.article).catch(() => undefined));
           }
         } catch (err) {
           finish(err as Error);
@@ -406,7 +407,7 @@ export class PeerFeed {
         mine.delete(row);
         this.#inFlight.delete(row.article);
       };
-      const a = await this.storage.articles.byId(row.article);
+      const a = row.data && row.msgid ? { msgid: row.msgid, data: row.data } : await this.storage.articles.byId(row.article);
       if (!a) {
         release();
         this.#markDone(row.article);

@@ -28,10 +28,13 @@ export interface MeshNode {
   node: TestNode;
 }
 
-export class Mesh {
-  constructor(readonly nodes: MeshNode[], readonly edges: [number, number][], readonly ports: number[], private readonly extra: string) {}
+/** Configuration text added to every node, or per node. */
+export type Extra = string | ((node: number) => string);
 
-  static config(i: number, ports: number[], edges: [number, number][], extra = ""): string {
+export class Mesh {
+  constructor(readonly nodes: MeshNode[], readonly edges: [number, number][], readonly ports: number[], private readonly extra: Extra) {}
+
+  static config(i: number, ports: number[], edges: [number, number][], extra: Extra = ""): string {
     const peers = edges
       .filter(([a, b]) => a === i || b === i)
       .map(([a, b]) => (a === i ? b : a))
@@ -47,10 +50,10 @@ accept_from = ["127.0.0.1"]
 `,
       )
       .join("");
-    return `[node]\npathhost = "n${i}.test"\n[nntp]\nlisten = "127.0.0.1:${ports[i]}"\n[feeds]\nreconnect_min = 0.05\nreconnect_max = 0.5\nretry_deferred = 0.2\nstatus_interval = 0.2\n${extra}\n${peers}`;
+    return `[node]\npathhost = "n${i}.test"\n[nntp]\nlisten = "127.0.0.1:${ports[i]}"\n[feeds]\nreconnect_min = 0.05\nreconnect_max = 0.5\nretry_deferred = 0.2\nstatus_interval = 0.2\n${typeof extra === "function" ? extra(i) : extra}\n${peers}`;
   }
 
-  static async start(n: number, edges: [number, number][], extra = ""): Promise<Mesh> {
+  static async start(n: number, edges: [number, number][], extra: Extra = ""): Promise<Mesh> {
     const ports = await freePorts(n);
     const nodes = await Promise.all(
       Array.from({ length: n }, async (_, i) => {

@@ -243,6 +243,27 @@ test("IHAVE: 335/235, 435 duplicate, 437 bad article or Path loop, 501 bad id", 
   k.close();
 });
 
+test("quotes, SQL-looking text, UTF-8 and NUL bytes are stored and served exactly", async () => {
+  // one article on an idle node goes through the writer's one-call path (values written into the SQL)
+  const k = await fresh();
+  const subject = `it's "quoted"'); DROP TABLE articles; -- caf\u00e9 \u2603 ?`;
+  const a = makeArticle({ subject, extra: `X-Odd: a\\b ' " \u00e9\r\n`, body: "nul\0here\r\n'); DELETE FROM history; --\r\n" });
+  const wire = Buffer.from(a.text, "utf8");
+  assert.match(await k.cmd(`IHAVE ${a.msgid}`), /^335/);
+  k.send(stuff(wire));
+  assert.match(await k.line(), /^235/);
+  assert.match(await k.cmd(`ARTICLE ${a.msgid}`), /^220/);
+  const got = await k.rawBlock();
+  const sep = got.indexOf("\r\n\r\n");
+  assert.deepEqual(got.subarray(sep), wire.subarray(wire.indexOf("\r\n\r\n")), "body byte for byte");
+  assert.ok(got.subarray(0, sep).includes(Buffer.from(`Subject: ${subject}\r\nDate:`, "utf8")), "Subject byte for byte");
+  assert.match(await k.cmd(`OVER ${a.msgid}`), /^224/);
+  const over = (await k.rawBlock()).toString("utf8").split("\t");
+  assert.equal(over[1], subject);
+  assert.equal(over[2], "Test Poster <poster@example.org>");
+  k.close();
+});
+
 test("streaming: pipelined CHECK and TAKETHIS answered in order; 431 while another session has it", async () => {
   const k = await fresh();
   assert.match(await k.cmd("MODE STREAM"), /^203/);

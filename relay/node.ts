@@ -75,7 +75,10 @@ export class Node {
     }
     // the bus is a doorbell: each feed reads its work from the backlog table
     this.bus.accepted$.subscribe((a) => {
-      for (const id of a.peers) this.feeds.get(id)?.announce({ article: a.id, msgid: a.msgid, bytes: a.bytes, data: a.data });
+      for (const [id, feed] of this.feeds) {
+        if (a.peers.includes(id)) feed.announce({ article: a.id, msgid: a.msgid, bytes: a.bytes, data: a.data });
+        else feed.committed(a.id);
+      }
     });
     for (const f of this.feeds.values()) f.start();
     // scheduled jobs (DESIGN.md): transit-only articles go once no backlog needs them

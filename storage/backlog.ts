@@ -28,13 +28,26 @@ export class Backlog {
     return new Map(rows.map((r) => [r.name, r.id]));
   }
 
-  /** Oldest first: article ids grow with arrival. */
-  pending(peer: number, after: number, limit: number): Promise<BacklogRow[]> {
-    return this.db.all<BacklogRow>(
-      `SELECT b.article, a.msgid, b.bytes, b.arrived FROM backlog b LEFT JOIN articles a ON a.id = b.article
-       WHERE b.peer = ? AND b.article > ? ORDER BY b.article LIMIT ?`,
+  /**
+   * Oldest first: article ids grow with arrival. `top` is the newest article
+   * id in the snapshot the rows were read from (meta.last_article). It can
+   * be older than the read: statements that overlap on one SQLite connection
+   * share its read transaction, so a read can miss a commit that finished
+   * before it began. The feed compares `top` with what the bus has announced.
+   */
+  async pending(peer: number, after: number, limit: number): Promise<{ rows: BacklogRow[]; top: number }> {
+    const got = await this.db.all<BacklogRow & { top: number }>(
+      `WITH t(top) AS (SELECT value FROM meta WHERE key = 'last_article')
+       SELECT t.top, p.article, p.msgid, p.bytes, p.arrived FROM t LEFT JOIN (
+         SELECT b.article, a.msgid, b.bytes, b.arrived FROM backlog b LEFT JOIN articles a ON a.id = b.article
+         WHERE b.peer = ? AND b.article > ? ORDER BY b.article LIMIT ?) p`,
       [peer, after, limit],
     );
+    const rows = got
+      .filter((r) => r.article !== null)
+      .map(({ article, msgid, bytes, arrived }) => ({ article, msgid, bytes, arrived }))
+      .sort((x, y) => x.article - y.article);
+    return { rows, top: got[0]?.top ?? 0 };
   }
 
   async stats(peer: number): Promise<BacklogStats> {

@@ -67,6 +67,13 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE articles ADD COLUMN transit_only INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX articles_transit_only ON articles(id) WHERE transit_only = 1;
   `,
+  // 4: the newest article id ever given, kept apart from the articles (which
+  // can be purged): ids are never reused, and feeds read it as the mark of a
+  // snapshot (backlog.ts)
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+  INSERT INTO meta (key, value) SELECT 'last_article', coalesce(max(id), 0) FROM articles;
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number> {

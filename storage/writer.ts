@@ -66,6 +66,7 @@ export class Writer {
   #backlog: StmtCache;
   #backlogDone: StmtCache;
   #groupHigh: StmtCache;
+  #lastArticle: StmtCache;
   #purge: StmtCache;
   #known: StmtCache;
 
@@ -82,6 +83,7 @@ export class Writer {
     this.#backlog = new StmtCache(db, (n) => `${SQL.backlog} ${values(4, n)}`);
     this.#backlogDone = new StmtCache(db, (n) => `${SQL.backlogDone} (${"?,".repeat(n - 1)}?)`);
     this.#groupHigh = new StmtCache(db, () => SQL.groupHigh);
+    this.#lastArticle = new StmtCache(db, () => SQL.lastArticle);
     this.#purge = new StmtCache(
       db,
       () => `DELETE FROM articles WHERE id IN (SELECT a.id FROM articles a WHERE a.transit_only = 1
@@ -91,7 +93,9 @@ export class Writer {
   }
 
   async init(): Promise<void> {
-    const row = await this.db.get<{ m: number | null }>("SELECT max(id) AS m FROM articles");
+    const row = await this.db.get<{ m: number | null }>(
+      "SELECT max(coalesce((SELECT max(id) FROM articles), 0), coalesce((SELECT value FROM meta WHERE key = 'last_article'), 0)) AS m",
+    );
     this.#nextId = (row?.m ?? 0) + 1;
   }
 
@@ -243,10 +247,11 @@ export class Writer {
 
     if (history.length === 0 && done.length === 0 && purges.length === 0) return results;
     const highRows = [...highs].map(([g, high]) => [high, high - g.high, g.high + 1, g.id]);
+    const lastArticle = articles.length > 0 ? nextId - 1 : undefined;
     if (purges.length === 0 && articles.length <= LITERAL_MAX_ARTICLES && done.every((d) => d.articles.length <= 500)) {
-      await this.#commitInOneCall(history, articles, numbers, backlog, done, highRows);
+      await this.#commitInOneCall(history, articles, numbers, backlog, done, highRows, lastArticle);
     } else {
-      await this.#commitStepwise(history, articles, numbers, backlog, done, highRows, purges, results);
+      await this.#commitStepwise(history, articles, numbers, backlog, done, highRows, lastArticle, purges, results);
     }
     this.#nextId = nextId;
     for (const h of history) this.seen.add(h[0] as string);
@@ -271,7 +276,7 @@ export class Writer {
    */
   async #commitInOneCall(
     history: unknown[][], articles: unknown[][], numbers: unknown[][], backlog: unknown[][],
-    done: BacklogDone[], highRows: unknown[][],
+    done: BacklogDone[], highRows: unknown[][], lastArticle: number | undefined,
   ): Promise<void> {
     const sql = ["BEGIN IMMEDIATE;"];
     const insert = (head: string, rows: unknown[][]) => {
@@ -283,6 +288,7 @@ export class Writer {
     insert(SQL.backlog, backlog);
     for (const d of done) if (d.articles.length > 0) sql.push(`${SQL.backlogDone.replace("?", literal(d.peer))} (${d.articles.map(literal).join(",")});`);
     for (const r of highRows) sql.push(SQL.groupHigh.replace(/\?/g, () => literal(r.shift())) + ";");
+    if (lastArticle !== undefined) sql.push(SQL.lastArticle.replace("?", literal(lastArticle)) + ";");
     sql.push("COMMIT;");
     try {
       await this.db.exec(sql.join("\n"));
@@ -295,7 +301,7 @@ export class Writer {
 
   async #commitStepwise(
     history: unknown[][], articles: unknown[][], numbers: unknown[][], backlog: unknown[][],
-    done: BacklogDone[], highRows: unknown[][], purges: number[], results: WriteResult[],
+    done: BacklogDone[], highRows: unknown[][], lastArticle: number | undefined, purges: number[], results: WriteResult[],
   ): Promise<void> {
     // every statement shape is prepared before the transaction is queued
     await this.#history.prepareFor(history.length);
@@ -304,6 +310,7 @@ export class Writer {
     await this.#backlog.prepareFor(backlog.length);
     for (const d of done) await this.#backlogDone.prepareFor(d.articles.length);
     const groupHigh = await this.#groupHigh.ready(1);
+    const last = await this.#lastArticle.ready(1);
     const purge = purges.length ? await this.#purge.ready(1) : undefined;
     // Each statement is awaited before the next is sent. Queuing them all at
     // once (node-sqlite3's serialized mode) was measured to let a reader see
@@ -322,6 +329,7 @@ export class Writer {
         }
       }
       for (const r of highRows) await groupHigh.run(r);
+      if (lastArticle !== undefined) await last.run([lastArticle]);
       if (purge) {
         const count = await purge.run([]);
         for (const i of purges) results[i] = { kind: "purged", count };
@@ -355,6 +363,7 @@ const SQL = {
   numbers: "INSERT INTO group_articles (group_id, number, article) VALUES",
   backlog: "INSERT OR IGNORE INTO backlog (peer, article, bytes, arrived) VALUES",
   backlogDone: "DELETE FROM backlog WHERE peer = ? AND article IN",
+  lastArticle: "UPDATE meta SET value = ? WHERE key = 'last_article'",
   groupHigh: "UPDATE groups SET high = ?, count = count + ?, low = CASE WHEN count = 0 THEN ? ELSE low END WHERE id = ?",
 };
 

@@ -56,6 +56,7 @@ export class PeerFeed {
   #cursor = 0;
   #caughtUp = false;
   #generation = 0; // bumped by every wake, so a fetch that raced a wake does not declare the backlog empty
+  #newest = 0; // the newest article the bus has told of, for this peer or not
   #fetching: Promise<void> | null = null;
   #wakers: (() => void)[] = [];
   #done: number[] = [];
@@ -92,6 +93,7 @@ export class PeerFeed {
    * order, so nothing between the cursor and this article can be missed.
    */
   announce(row: { article: number; msgid: string; bytes: number; data: Buffer }): void {
+    this.#newest = Math.max(this.#newest, row.article);
     if (this.#caughtUp && !this.#fetching && this.#queue.length === 0 && row.article > this.#cursor) {
       this.#cursor = row.article;
       this.#queue.push({ article: row.article, msgid: row.msgid, bytes: row.bytes, arrived: Date.now(), data: row.data });
@@ -99,6 +101,11 @@ export class PeerFeed {
       return;
     }
     this.wake();
+  }
+
+  /** An article was stored that is not for this peer: the feed only notes how far the store has come. */
+  committed(article: number): void {
+    this.#newest = Math.max(this.#newest, article);
   }
 
   /** New work may be in the backlog. */
@@ -128,6 +135,7 @@ export class PeerFeed {
 
   /** The next article to offer, fetching from the backlog when the queue runs dry. */
   async #next(): Promise<BacklogRow | undefined> {
+    let staleReads = 0;
     for (;;) {
       const now = Date.now();
       for (const [id, d] of this.#deferred) {
@@ -149,16 +157,22 @@ export class PeerFeed {
       if (this.#caughtUp || this.#stopped) return undefined;
       if (!this.#fetching) {
         const gen = this.#generation;
-        this.#fetching = this.storage.backlog.pending(this.peer.id, this.#cursor, FETCH).then((rows) => {
+        this.#fetching = this.storage.backlog.pending(this.peer.id, this.#cursor, FETCH).then(({ rows, top }) => {
           for (const r of rows) {
             if (r.article > this.#cursor) this.#cursor = r.article;
             if (!this.#inFlight.has(r.article) && !this.#deferred.has(r.article)) this.#queue.push(r);
           }
-          if (rows.length < FETCH && gen === this.#generation) this.#caughtUp = true;
+          // Caught up only if the snapshot holds everything the bus has told of: a
+          // read that overlapped another on the reader connection can be older than
+          // itself, and the fast path in announce() would then skip what it missed.
+          if (rows.length < FETCH && gen === this.#generation && top >= this.#newest) this.#caughtUp = true;
+          else if (rows.length < FETCH && top < this.#newest) staleReads++;
           this.log.debug({ fetched: rows.map((r) => r.article), cursor: this.#cursor, caughtUp: this.#caughtUp }, "backlog fetched");
         }).finally(() => (this.#fetching = null));
       }
       await this.#fetching;
+      // a stale snapshot is over once the statements it overlapped end; do not spin meanwhile
+      if (!this.#caughtUp && staleReads > 0 && this.#queue.length === 0) await new Promise((r) => setTimeout(r, Math.min(50, staleReads)));
     }
   }
 

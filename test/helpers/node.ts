@@ -15,6 +15,8 @@ export interface StartOptions {
   pathhost?: string;
   args?: string[];
   env?: Record<string, string>;
+  /** Options for node itself, such as --cpu-prof. */
+  nodeArgs?: string[];
 }
 
 export class TestNode {
@@ -52,7 +54,7 @@ export function tempDir(prefix = "tidings-test-"): string {
 export async function startNode(opts: StartOptions = {}): Promise<TestNode> {
   const ownsDir = !opts.dataDir;
   const dataDir = opts.dataDir ?? tempDir();
-  const args = [CLI, "serve", "--data", dataDir, "--nntp", "127.0.0.1:0", "--log-level", process.env.TIDINGS_TEST_LOG ?? "warn"];
+  const args = [...(opts.nodeArgs ?? []), CLI, "serve", "--data", dataDir, "--nntp", "127.0.0.1:0", "--log-level", process.env.TIDINGS_TEST_LOG ?? "warn"];
   if (opts.pathhost) args.push("--pathhost", opts.pathhost);
   if (opts.config !== undefined) {
     const file = join(dataDir, "tidings.toml");

@@ -88,6 +88,23 @@ export class Receiver {
     });
   }
 
+  /** Waits for `n` arrivals, or until none has come for `stallMs`; says how many came and when the last did. */
+  async waitForCountOrStall(n: number, stallMs: number): Promise<{ count: number; at: number }> {
+    let last = -1;
+    let lastAt = performance.now();
+    for (;;) {
+      if (this.arrivals.size >= n) break;
+      if (this.arrivals.size !== last) {
+        last = this.arrivals.size;
+        lastAt = performance.now();
+      } else if (performance.now() - lastAt > stallMs) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    let at = 0;
+    for (const t of this.arrivals.values()) at = Math.max(at, t);
+    return { count: this.arrivals.size, at };
+  }
+
   close(): Promise<void> {
     return new Promise((r) => this.server.close(() => r()));
   }

@@ -2,6 +2,7 @@
 //   BENCH_SCALE=0.1   shorter runs          BENCH_INN=0      skip INN
 //   BENCH_MILLION=0   skip the 1,000,000-article memory run
 //   BENCH_PROPAGATION=0  skip the propagation (chain, innfeed) part
+import { millionArticles, rss } from "./million.js";
 import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { join, dirname } from "node:path";
@@ -18,11 +19,6 @@ const scale = Number(process.env.BENCH_SCALE ?? 1);
 const useInn = process.env.BENCH_INN !== "0";
 const million = process.env.BENCH_MILLION !== "0";
 
-function rss(pid: number): { rss: number; peak: number } {
-  const s = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0);
-  return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
-}
 
 
 function innAvailable(): boolean {
@@ -98,24 +94,7 @@ async function main(): Promise<void> {
 
   if (process.env.BENCH_PROPAGATION !== "0") printPropagation(await propagation(scale, inn));
 
-  if (million) {
-    const total = Math.round(1_000_000 * scale);
-    console.log(`\nMemory: ${fmt(total)} articles of 1 KB into one node, 4 connections`);
-    const node = await startNode({ args: ["--log-level", "warn"] });
-    const step = Math.max(1, Math.round(total / 5));
-    let fed = 0;
-    const t0 = performance.now();
-    while (fed < total) {
-      const n = Math.min(step, total - fed);
-      const f = await feed({ host: "127.0.0.1", port: node.port, count: n, bodyBytes: 1024, connections: 4, window: 300, group: "local.test", tag: `m${fed}x${Date.now().toString(36)}` });
-      fed += f.accepted;
-      const m = rss(node.pid);
-      console.log(`  ${fmt(fed)} articles: RSS ${fmt(m.rss)} MB, peak ${fmt(m.peak)} MB, ${fmt(fed / ((performance.now() - t0) / 1000))} art/s overall`);
-    }
-    const m = rss(node.pid);
-    console.log(`after ${fmt(fed)} articles: RSS ${fmt(m.rss)} MB (target < 200 MB), peak ${fmt(m.peak)} MB`);
-    await node.stop();
-  }
+  if (million) await millionArticles(Math.round(1_000_000 * scale));
 }
 
 await main();

@@ -4,7 +4,7 @@
 //   BENCH_PROPAGATION=0  skip the propagation (chain, innfeed) part
 import { millionArticles, rss } from "./million.js";
 import { spawnSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../test/helpers/mesh.js";

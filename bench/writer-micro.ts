@@ -7,7 +7,7 @@ import { join } from "node:path";
 const n = Number(process.argv[2] ?? 50000);
 const batch = Number(process.argv[3] ?? 1000);
 const dir = mkdtempSync(join(tmpdir(), "tidings-wm-"));
-const st = await Storage.open({ dataDir: dir, synchronous: "full", pathhost: "bench", maxBatch: batch, maxQueue: 1e9 });
+const st = await Storage.open({ dataDir: dir, synchronous: "full", pathhost: "bench", maxBatch: batch, maxQueue: 1e9, maxQueueBytes: 1e12 });
 await st.groups.ensure([{ name: "local.test" }]);
 const body = Buffer.alloc(1024, 0x61);
 const t0 = performance.now();

@@ -87,6 +87,7 @@ export const ConfigSchema = z.strictObject({
       synchronous: doc("storage.synchronous", z.enum(["full", "normal"]), "full", "\"full\" syncs each group commit to disk before acknowledging; \"normal\" survives a crash of the process but not of the machine."),
       max_batch: doc("storage.max_batch", z.int().min(1), 2000, "Most articles written in one transaction (group commit)."),
       max_queue: doc("storage.max_queue", z.int().min(1), 20000, "Articles waiting for the writer beyond which new ones are deferred (436/431)."),
+      max_queue_bytes: doc("storage.max_queue_bytes", z.int().min(1024), 64 * 1024 * 1024, "Bytes of articles waiting for the writer beyond which new ones are deferred (436/431); bounds memory when articles are large."),
       purge_transit: doc("storage.purge_transit", z.string().min(1), "*/30 * * * * *", "When (node-cron expression, seconds first) to delete articles kept only to pass on once every peer has them; their Message-IDs stay in history."),
     })
     .prefault({}),

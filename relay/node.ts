@@ -40,6 +40,7 @@ export class Node {
       pathhost: c.node.pathhost,
       maxBatch: c.storage.max_batch,
       maxQueue: c.storage.max_queue,
+      maxQueueBytes: c.storage.max_queue_bytes,
     });
     await this.storage.groups.ensure(c.group);
     this.peerIds = await Backlog.peerIds(this.storage.writeDb, c.peer.map((p) => p.name));

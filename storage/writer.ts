@@ -50,10 +50,13 @@ export interface WriterOptions {
   maxBatch: number;
   /** Articles waiting beyond which new ones are deferred. */
   maxQueue: number;
+  /** Bytes of articles waiting or being written beyond which new ones are deferred. */
+  maxQueueBytes: number;
 }
 
 export class Writer {
   #queue: Pending[] = [];
+  #queuedBytes = 0; // articles queued or in the transaction being written
   #running = false;
   #nextId = 1;
   #closed = false;
@@ -131,6 +134,12 @@ export class Writer {
   #enqueue(item: Pending["item"], always = false): Promise<WriteResult> {
     if (this.#closed && !always) return Promise.reject(new WriterBusy("storage is closing"));
     if (!always && this.#queue.length >= this.opts.maxQueue) return Promise.reject(new WriterBusy("storage queue full"));
+    const size = "msgid" in item ? item.header.length + item.body.length : 0;
+    // memory is bounded in bytes too (many large articles); one article always fits an empty queue
+    if (!always && this.#queuedBytes > 0 && this.#queuedBytes + size > this.opts.maxQueueBytes) {
+      return Promise.reject(new WriterBusy("storage queue full (bytes)"));
+    }
+    this.#queuedBytes += size;
     return new Promise((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
       if (!this.#running) {
@@ -150,6 +159,8 @@ export class Writer {
         batch.forEach((p, i) => p.resolve(results[i]));
       } catch (err) {
         for (const p of batch) p.reject(err);
+      } finally {
+        for (const p of batch) if ("msgid" in p.item) this.#queuedBytes -= p.item.header.length + p.item.body.length;
       }
     }
     this.#running = false;

@@ -29,7 +29,7 @@ function article(n: number, peer: number): NewArticle {
 
 test("a backlog read older than the bus's news does not make the feed skip articles", { timeout: 30_000 }, async () => {
   const dir = tempDir("tidings-snapshot-");
-  const storage = await Storage.open({ dataDir: dir, synchronous: "normal", pathhost: "snap.test", maxBatch: 100, maxQueue: 1000 });
+  const storage = await Storage.open({ dataDir: dir, synchronous: "normal", pathhost: "snap.test", maxBatch: 100, maxQueue: 1000, maxQueueBytes: 64 << 20 });
   const rx = await Receiver.start();
   const peer = (await Backlog.peerIds(storage.writeDb, ["rx"])).get("rx")!;
   const feed = new PeerFeed(

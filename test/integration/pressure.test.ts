@@ -38,3 +38,39 @@ test("a full storage queue defers valid articles instead of refusing them", { ti
     await node.stop();
   }
 });
+
+test("the storage queue is bounded in bytes too: large articles are deferred, then taken", { timeout: 60_000 }, async () => {
+  // room for about three 40 KB articles; one article always fits an empty queue
+  const node = await startNode({ config: "[storage]\nmax_queue_bytes = 100000\n" });
+  try {
+    const { client } = await RawClient.connect(node.port);
+    assert.match(await client.cmd("MODE STREAM"), /^203/);
+    const big = "x".repeat(78) + "\r\n";
+    const arts = Array.from({ length: 60 }, () => makeArticle({ body: big.repeat(500) }));
+    client.send(Buffer.concat(arts.flatMap((a) => [Buffer.from(`TAKETHIS ${a.msgid}\r\n`), stuff(a.text)])));
+    const deferred: typeof arts = [];
+    for (const a of arts) {
+      const r = await client.line();
+      assert.match(r, /^(239|431)/, "valid articles are taken or deferred, never refused");
+      if (r.startsWith("431")) {
+        assert.match(r, /storage queue full \(bytes\)/);
+        deferred.push(a);
+      }
+    }
+    assert.ok(deferred.length > 0, "a burst of 2.4 MB into a 100 KB queue defers some");
+    for (const a of deferred) {
+      for (;;) {
+        client.send(Buffer.concat([Buffer.from(`TAKETHIS ${a.msgid}\r\n`), stuff(a.text)]));
+        const r = await client.line();
+        if (r.startsWith("239")) break;
+        assert.match(r, /^431/);
+        await new Promise((res) => setTimeout(res, 5));
+      }
+    }
+    const g = await client.cmd("GROUP local.test");
+    assert.equal(Number(g.split(" ")[1]), arts.length);
+    client.close();
+  } finally {
+    await node.stop();
+  }
+});

@@ -9,7 +9,7 @@ import { tempDir } from "../helpers/node.js";
 
 test("readers never see half of a group commit", { timeout: 60_000 }, async () => {
   const dir = tempDir();
-  const st = await Storage.open({ dataDir: dir, synchronous: "normal", pathhost: "x", maxBatch: 50, maxQueue: 1e9 });
+  const st = await Storage.open({ dataDir: dir, synchronous: "normal", pathhost: "x", maxBatch: 50, maxQueue: 1e9, maxQueueBytes: 1e12 });
   try {
     await st.groups.ensure([{ name: "local.test" }]);
     const peer = (await Backlog.peerIds(st.writeDb, ["p"])).get("p")!;

@@ -9,10 +9,10 @@ export class Receiver {
   #countWaiters: { n: number; resolve: () => void }[] = [];
   private constructor(readonly server: net.Server, readonly port: number) {}
 
-  static async start(): Promise<Receiver> {
+  static async start(port = 0): Promise<Receiver> {
     let self!: Receiver;
     const server = net.createServer((s) => self.#serve(s));
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
     self = new Receiver(server, (server.address() as net.AddressInfo).port);
     return self;
   }

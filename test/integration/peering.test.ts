@@ -3,7 +3,9 @@
 // outages and kills lose nothing.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Mesh, chain, ring, fullMesh, post, waitForEverywhere, groupContents, status } from "../helpers/mesh.js";
+import { readFileSync } from "node:fs";
+import { Mesh, chain, ring, fullMesh, post, waitForEverywhere, groupContents, status, freePort } from "../helpers/mesh.js";
+import { Receiver } from "../../bench/receiver.js";
 import { RawClient, stuff } from "../helpers/client.js";
 import { startNode } from "../helpers/node.js";
 
@@ -176,5 +178,29 @@ test("a client that is not a configured peer is refused with the reason", async 
     client.close();
   } finally {
     await node.stop();
+  }
+});
+
+test("backlog rows older than max_backlog_age are dropped and counted, not sent", { timeout: 60_000 }, async () => {
+  const port = await freePort(); // nothing listens there yet: the peer is away
+  const node = await startNode({
+    config: `[feeds]\nreconnect_min = 0.05\nreconnect_max = 0.2\nstatus_interval = 0.1\n[[peer]]\nname = "away"\nhost = "127.0.0.1"\nport = ${port}\ngroups = "*"\nmax_backlog_age = 1\n`,
+  });
+  let rx: Receiver | undefined;
+  try {
+    const old = [await post(node.port), await post(node.port), await post(node.port)];
+    await new Promise((r) => setTimeout(r, 1500)); // older than a second now
+    rx = await Receiver.start(port);
+    const peer = () => JSON.parse(readFileSync(`${node.dataDir}/status.json`, "utf8")).peers[0];
+    const deadline = Date.now() + 10_000;
+    while ((peer().dropped < 3 || peer().backlog.count > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(peer().dropped, 3, JSON.stringify(peer()));
+    assert.equal(peer().backlog.count, 0);
+    const fresh = await post(node.port);
+    await rx.waitFor(fresh, 10_000);
+    for (const id of old) assert.ok(!rx.arrivals.has(id), `${id} was too old to send`);
+  } finally {
+    await node.stop();
+    await rx?.close();
   }
 });

@@ -7,13 +7,16 @@ export class Receiver {
   readonly arrivals = new Map<string, number>();
   #waiters = new Map<string, () => void>();
   #countWaiters: { n: number; resolve: () => void }[] = [];
-  private constructor(readonly server: net.Server, readonly port: number) {}
+  /** How each article came: by TAKETHIS or by IHAVE. */
+  readonly via = new Map<string, "takethis" | "ihave">();
+  private constructor(readonly server: net.Server, readonly port: number, readonly streaming: boolean) {}
 
-  static async start(port = 0): Promise<Receiver> {
+  /** `streaming: false` plays a peer without RFC 4644: MODE STREAM gets 500, so senders must use IHAVE. */
+  static async start(port = 0, opts: { streaming?: boolean } = {}): Promise<Receiver> {
     let self!: Receiver;
     const server = net.createServer((s) => self.#serve(s));
     await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
-    self = new Receiver(server, (server.address() as net.AddressInfo).port);
+    self = new Receiver(server, (server.address() as net.AddressInfo).port, opts.streaming ?? true);
     return self;
   }
 
@@ -42,8 +45,8 @@ export class Receiver {
         }
         const [verb, arg] = line.split(" ");
         switch (verb.toUpperCase()) {
-          case "MODE": out += "203 streaming ok\r\n"; break;
-          case "CAPABILITIES": out += "101 caps\r\nVERSION 2\r\nIHAVE\r\nSTREAMING\r\n.\r\n"; break;
+          case "MODE": out += this.streaming ? "203 streaming ok\r\n" : "500 Unknown command\r\n"; break;
+          case "CAPABILITIES": out += `101 caps\r\nVERSION 2\r\nIHAVE\r\n${this.streaming ? "STREAMING\r\n" : ""}.\r\n`; break;
           case "CHECK": out += `238 ${arg}\r\n`; break;
           case "TAKETHIS": inArticle = arg; break;
           case "IHAVE": out += "335 send\r\n"; inArticle = "I:" + arg; break;
@@ -58,6 +61,7 @@ export class Receiver {
   #arrived(msgid: string): void {
     const id = msgid.startsWith("I:") ? msgid.slice(2) : msgid;
     if (!this.arrivals.has(id)) this.arrivals.set(id, performance.now());
+    this.via.set(id, msgid.startsWith("I:") ? "ihave" : "takethis");
     this.#waiters.get(id)?.();
     this.#waiters.delete(id);
     for (const w of [...this.#countWaiters]) {

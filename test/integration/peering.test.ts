@@ -204,3 +204,37 @@ test("backlog rows older than max_backlog_age are dropped and counted, not sent"
     await rx?.close();
   }
 });
+
+test("IHAVE feeds: to a peer without streaming, and to one configured with streaming = false", { timeout: 60_000 }, async () => {
+  const plain = await Receiver.start(0, { streaming: false }); // answers 500 to MODE STREAM
+  const told = await Receiver.start(); // could stream, but the configuration says no
+  const node = await startNode({
+    config:
+      `[feeds]\nstatus_interval = 0.1\n` +
+      `[[peer]]\nname = "plain"\nhost = "127.0.0.1"\nport = ${plain.port}\ngroups = "*"\n` +
+      `[[peer]]\nname = "told"\nhost = "127.0.0.1"\nport = ${told.port}\ngroups = "*"\nstreaming = false\n`,
+  });
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await post(node.port));
+    for (const rx of [plain, told]) {
+      for (const id of ids) await rx.waitFor(id, 10_000);
+      assert.deepEqual(new Set(rx.via.values()), new Set(["ihave"]), "every article came by IHAVE");
+    }
+    const deadline = Date.now() + 5_000;
+    let peers: { name: string; mode: string; accepted: number; backlog: { count: number } }[] = [];
+    do {
+      await new Promise((r) => setTimeout(r, 100));
+      peers = JSON.parse(readFileSync(`${node.dataDir}/status.json`, "utf8")).peers;
+    } while (peers.some((p) => p.accepted < 20 || p.backlog.count > 0) && Date.now() < deadline);
+    for (const p of peers) {
+      assert.equal(p.mode, "ihave", `${p.name} is fed by IHAVE`);
+      assert.equal(p.accepted, 20);
+      assert.equal(p.backlog.count, 0);
+    }
+  } finally {
+    await node.stop();
+    await plain.close();
+    await told.close();
+  }
+});

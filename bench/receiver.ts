@@ -9,18 +9,29 @@ export class Receiver {
   #countWaiters: { n: number; resolve: () => void }[] = [];
   /** How each article came: by TAKETHIS or by IHAVE. */
   readonly via = new Map<string, "takethis" | "ihave">();
-  private constructor(readonly server: net.Server, readonly port: number, readonly streaming: boolean) {}
+  connections = 0;
+  private constructor(
+    readonly server: net.Server,
+    readonly port: number,
+    readonly streaming: boolean,
+    private readonly silentFirst: number,
+  ) {}
 
-  /** `streaming: false` plays a peer without RFC 4644: MODE STREAM gets 500, so senders must use IHAVE. */
-  static async start(port = 0, opts: { streaming?: boolean } = {}): Promise<Receiver> {
+  /**
+   * `streaming: false` plays a peer without RFC 4644: MODE STREAM gets 500, so
+   * senders must use IHAVE. `silentFirst: n` plays a hung peer on the first n
+   * connections: greeting and MODE STREAM answered, then nothing.
+   */
+  static async start(port = 0, opts: { streaming?: boolean; silentFirst?: number } = {}): Promise<Receiver> {
     let self!: Receiver;
     const server = net.createServer((s) => self.#serve(s));
     await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
-    self = new Receiver(server, (server.address() as net.AddressInfo).port, opts.streaming ?? true);
+    self = new Receiver(server, (server.address() as net.AddressInfo).port, opts.streaming ?? true, opts.silentFirst ?? 0);
     return self;
   }
 
   #serve(s: net.Socket): void {
+    const silent = ++this.connections <= this.silentFirst;
     s.setNoDelay(true);
     s.write("200 bench receiver ready\r\n");
     let buf = "";
@@ -44,6 +55,7 @@ export class Receiver {
           continue;
         }
         const [verb, arg] = line.split(" ");
+        if (silent && verb.toUpperCase() !== "MODE") continue;
         switch (verb.toUpperCase()) {
           case "MODE": out += this.streaming ? "203 streaming ok\r\n" : "500 Unknown command\r\n"; break;
           case "CAPABILITIES": out += `101 caps\r\nVERSION 2\r\nIHAVE\r\n${this.streaming ? "STREAMING\r\n" : ""}.\r\n`; break;

@@ -107,6 +107,7 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       reconnect_min: doc("feeds.reconnect_min", z.number().min(0.01), 0.2, "Seconds before the first reconnection to a peer that failed; doubles up to reconnect_max, with jitter."),
       reconnect_max: doc("feeds.reconnect_max", z.number().min(0.1), 60, "Longest wait between reconnections, in seconds."),
+      reply_timeout: doc("feeds.reply_timeout", z.number().min(0.1), 60, "Seconds a peer may leave offered articles unanswered before the connection is dropped and made again (with backoff)."),
       retry_deferred: doc("feeds.retry_deferred", z.number().min(0.01), 2, "Seconds before an article the peer deferred (431/436) is offered again."),
       status_interval: doc("feeds.status_interval", z.number().min(0.1), 2, "Seconds between writes of data_dir/status.json and log lines of per-peer figures (log only when something changed)."),
     })

@@ -69,7 +69,7 @@ export class Node {
       const feed = new PeerFeed(
         { id, name: p.name, host: p.host, port: p.port, streaming: p.streaming, connections: p.connections, window: p.window, maxBacklogAge: p.max_backlog_age },
         this.storage,
-        { reconnectMin: c.feeds.reconnect_min, reconnectMax: c.feeds.reconnect_max, retryDeferred: c.feeds.retry_deferred },
+        { reconnectMin: c.feeds.reconnect_min, reconnectMax: c.feeds.reconnect_max, retryDeferred: c.feeds.retry_deferred, replyTimeout: c.feeds.reply_timeout },
         this.log.child({ peer: p.name }),
       );
       this.feeds.set(id, feed);

@@ -26,6 +26,8 @@ export interface FeedTiming {
   reconnectMin: number; // seconds
   reconnectMax: number;
   retryDeferred: number;
+  /** Seconds a peer may sit on offered articles without a word before we drop the connection. */
+  replyTimeout: number;
 }
 
 export interface FeedStats {
@@ -292,9 +294,19 @@ export class PeerFeed {
       const prefetched = new Map<number, Promise<import("../../storage/articles.js").StoredArticle | undefined>>();
       let filling = false;
       let finished = false;
+      // a peer that takes our offers and then says nothing (hung, or a link that drops
+      // packets without closing) would hold the window for ever: time it out, reconnect
+      let lastHeard = Date.now();
+      const timeoutMs = this.timing.replyTimeout * 1000;
+      const watchdog = setInterval(() => {
+        if (open > 0 && Date.now() - lastHeard > timeoutMs) {
+          finish(new Error(`peer did not answer for ${this.timing.replyTimeout} s with ${open} offers open`));
+        }
+      }, Math.max(50, Math.min(5000, timeoutMs / 4)));
       const finish = (err?: Error) => {
         if (finished) return;
         finished = true;
+        clearInterval(watchdog);
         conn.onLine = undefined;
         if (err) reject(err);
         else resolve();
@@ -326,6 +338,7 @@ export class PeerFeed {
             }
             this.#inFlight.add(row.article);
             mine.add(row);
+            if (open === 0) lastHeard = Date.now(); // the silence that counts starts with an offer
             open++;
             const msgid = row.msgid;
             if (!msgid) {
@@ -364,6 +377,7 @@ export class PeerFeed {
         conn.write([`TAKETHIS ${row.msgid}\r\n`, ...stuffBlock(a.data)]);
       };
       conn.onLine = (line) => {
+        lastHeard = Date.now();
         const sent = fifo[head++];
         if (head > 1024) {
           fifo.splice(0, head);

@@ -34,7 +34,7 @@ test("a backlog read older than the bus's news does not make the feed skip artic
   const peer = (await Backlog.peerIds(storage.writeDb, ["rx"])).get("rx")!;
   const feed = new PeerFeed(
     { id: peer, name: "rx", host: "127.0.0.1", port: rx.port, streaming: true, connections: 1, window: 10, maxBacklogAge: 86400 },
-    storage, { reconnectMin: 0.05, reconnectMax: 0.5, retryDeferred: 0.2 }, pino({ level: "silent" }),
+    storage, { reconnectMin: 0.05, reconnectMax: 0.5, retryDeferred: 0.2, replyTimeout: 60 }, pino({ level: "silent" }),
   );
   // what node.ts does with the bus
   const store = async (a: NewArticle, how: "event" | "wake") => {

@@ -238,3 +238,23 @@ test("IHAVE feeds: to a peer without streaming, and to one configured with strea
     await told.close();
   }
 });
+
+test("a peer that takes offers and then says nothing is timed out and reconnected", { timeout: 60_000 }, async () => {
+  const rx = await Receiver.start(0, { silentFirst: 1 });
+  const node = await startNode({
+    config: `[feeds]\nreply_timeout = 0.5\nreconnect_min = 0.05\nreconnect_max = 0.2\nstatus_interval = 0.1\n[[peer]]\nname = "hung"\nhost = "127.0.0.1"\nport = ${rx.port}\ngroups = "*"\n`,
+  });
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await post(node.port));
+    for (const id of ids) await rx.waitFor(id, 15_000);
+    assert.ok(rx.connections >= 2, "the feed connected again");
+    await new Promise((r) => setTimeout(r, 300));
+    const peer = JSON.parse(readFileSync(`${node.dataDir}/status.json`, "utf8")).peers[0];
+    assert.match(peer.lastError, /did not answer for 0\.5 s/);
+    assert.equal(peer.accepted, 5);
+  } finally {
+    await node.stop();
+    await rx.close();
+  }
+});

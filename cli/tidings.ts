@@ -18,6 +18,17 @@ process.env.UV_THREADPOOL_SIZE ??= "2";
 const program = new Command();
 program.name("tidings").description("A store-and-forward news and mail relay").version(VERSION);
 
+
+/** Runs a command; a failure is one line on standard error and exit status 2. */
+async function orExit2(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    process.stderr.write(`tidings: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
+
 program
   .command("serve")
   .description("run a node (with no configuration file: loopback, ./data, a few groups)")
@@ -98,30 +109,24 @@ peer
   .option("--path-identity <name...>", "how the peer names itself in Path (default: its name)")
   .option("--accept-from <address...>", "addresses it feeds us from (default: what HOST resolves to)")
   .option("--ihave", "use IHAVE instead of streaming")
-  .action(async (name, hostPort, opts) => {
-    try {
+  .action((name, hostPort, opts) =>
+    orExit2(async () => {
       const block = await peerAdd(opts.config, name, hostPort, opts);
       process.stdout.write(`added to ${opts.config}:${block}\nrestart the node, then: tidings peer check ${name} --config ${opts.config}\n`);
-    } catch (err) {
-      process.stderr.write(`tidings: ${(err as Error).message}\n`);
-      process.exit(2);
-    }
-  });
+    }),
+  );
 peer
   .command("check")
   .description("connect to a peer and say in plain words what works and what does not")
   .argument("<name>")
   .option("-c, --config <file>", "configuration file", "tidings.toml")
-  .action(async (name, opts) => {
-    try {
+  .action((name, opts) =>
+    orExit2(async () => {
       const { report, ok } = await peerCheck(loadConfig(opts.config), name);
       process.stdout.write(report.join("\n") + "\n");
       process.exit(ok ? 0 : 1);
-    } catch (err) {
-      process.stderr.write(`tidings: ${(err as Error).message}\n`);
-      process.exit(2);
-    }
-  });
+    }),
+  );
 
 program
   .command("demo")

@@ -2,6 +2,7 @@
 // sentence of documentation. The README's table is printed from this file
 // (`tidings config-doc`).
 import { z } from "zod";
+import cron from "node-cron";
 
 const hostPort = z
   .string()
@@ -88,7 +89,7 @@ export const ConfigSchema = z.strictObject({
       max_batch: doc("storage.max_batch", z.int().min(1), 2000, "Most articles written in one transaction (group commit)."),
       max_queue: doc("storage.max_queue", z.int().min(1), 20000, "Articles waiting for the writer beyond which new ones are deferred (436/431)."),
       max_queue_bytes: doc("storage.max_queue_bytes", z.int().min(1024), 64 * 1024 * 1024, "Bytes of articles waiting for the writer beyond which new ones are deferred (436/431); bounds memory when articles are large."),
-      purge_transit: doc("storage.purge_transit", z.string().min(1), "*/30 * * * * *", "When (node-cron expression, seconds first) to delete articles kept only to pass on once every peer has them; their Message-IDs stay in history."),
+      purge_transit: doc("storage.purge_transit", z.string().refine((s) => cron.validate(s), "expected a node-cron expression, seconds first, e.g. */30 * * * * *"), "*/30 * * * * *", "When (node-cron expression, seconds first) to delete articles kept only to pass on once every peer has them; their Message-IDs stay in history."),
     })
     .prefault({}),
   articles: z

@@ -50,9 +50,12 @@ export class Backlog {
     return { rows, top: got[0]?.top ?? 0 };
   }
 
+  /** Count and bytes from the totals the triggers keep (schema.ts, migration 5); the oldest row by index. */
   async stats(peer: number): Promise<BacklogStats> {
     const r = await this.db.get<BacklogStats>(
-      "SELECT count(*) AS count, coalesce(sum(bytes), 0) AS bytes, min(arrived) AS oldest FROM backlog WHERE peer = ?",
+      `SELECT coalesce((SELECT count FROM backlog_totals WHERE peer = ?1), 0) AS count,
+              coalesce((SELECT bytes FROM backlog_totals WHERE peer = ?1), 0) AS bytes,
+              (SELECT arrived FROM backlog WHERE peer = ?1 ORDER BY article LIMIT 1) AS oldest`,
       [peer],
     );
     return r ?? { count: 0, bytes: 0, oldest: null };

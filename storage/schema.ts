@@ -74,6 +74,20 @@ export const MIGRATIONS: string[] = [
   CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
   INSERT INTO meta (key, value) SELECT 'last_article', coalesce(max(id), 0) FROM articles;
   `,
+  // 5: running totals of each peer's backlog, kept by SQLite itself inside the
+  // writer's transactions: counting a backlog of millions of rows took 0.2 s
+  // per 2 million on every status write, holding the reader connection
+  `
+  CREATE TABLE backlog_totals (peer INTEGER PRIMARY KEY, count INTEGER NOT NULL, bytes INTEGER NOT NULL);
+  INSERT INTO backlog_totals (peer, count, bytes) SELECT peer, count(*), sum(bytes) FROM backlog GROUP BY peer;
+  CREATE TRIGGER backlog_added AFTER INSERT ON backlog BEGIN
+    INSERT INTO backlog_totals (peer, count, bytes) VALUES (NEW.peer, 1, NEW.bytes)
+      ON CONFLICT (peer) DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER backlog_removed AFTER DELETE ON backlog BEGIN
+    UPDATE backlog_totals SET count = count - 1, bytes = bytes - OLD.bytes WHERE peer = OLD.peer;
+  END;
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number> {

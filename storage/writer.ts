@@ -27,6 +27,8 @@ export interface NewArticle {
 export type WriteResult =
   | { kind: "stored"; id: number; xref: string; numbers: [string, number][]; data: Buffer }
   | { kind: "duplicate" }
+  /** A refused id remembered, or backlog rows deleted. */
+  | { kind: "done" }
   | { kind: "purged"; count: number };
 
 /** Backlog rows the peer has answered for (sent, or refused for good), or that grew too old. */
@@ -39,6 +41,8 @@ interface Pending {
   item: NewArticle | { refused: string; at: number } | { done: BacklogDone } | { purge: true };
   resolve: (r: WriteResult) => void;
   reject: (e: unknown) => void;
+  /** Bytes an article holds while queued (0 for the rest), for maxQueueBytes. */
+  size: number;
 }
 
 export class WriterBusy extends Error {}
@@ -141,7 +145,7 @@ export class Writer {
     }
     this.#queuedBytes += size;
     return new Promise((resolve, reject) => {
-      this.#queue.push({ item, resolve, reject });
+      this.#queue.push({ item, resolve, reject, size });
       if (!this.#running) {
         this.#running = true;
         setImmediate(() => void this.#loop());
@@ -160,7 +164,7 @@ export class Writer {
       } catch (err) {
         for (const p of batch) p.reject(err);
       } finally {
-        for (const p of batch) if ("msgid" in p.item) this.#queuedBytes -= p.item.header.length + p.item.body.length;
+        for (const p of batch) this.#queuedBytes -= p.size;
       }
     }
     this.#running = false;
@@ -216,7 +220,7 @@ export class Writer {
       }
       if ("done" in item) {
         done.push(item.done);
-        results.push({ kind: "duplicate" });
+        results.push({ kind: "done" });
         continue;
       }
       if ("refused" in item) {
@@ -224,7 +228,7 @@ export class Writer {
           known.add(item.refused);
           history.push([item.refused, 2, item.at, null]);
         }
-        results.push({ kind: "duplicate" });
+        results.push({ kind: "done" });
         continue;
       }
       if (known.has(item.msgid)) {

@@ -2,6 +2,9 @@
 // write commands. Used by peer feeds and `tidings peer check`.
 import net from "node:net";
 
+/** Longest reply line we buffer; a peer that sends more without CRLF is cut off, not kept in memory. */
+const MAX_LINE = 64 * 1024;
+
 export class NntpConnection {
   #buf = "";
   #lines: string[] = [];
@@ -26,6 +29,7 @@ export class NntpConnection {
           w.resolve(l);
         } else this.#lines.push(l);
       }
+      if (this.#buf.length > MAX_LINE) socket.destroy(new Error(`reply line over ${MAX_LINE} octets`));
     });
     const gone = (err?: Error) => {
       if (this.closed) return;

@@ -291,7 +291,7 @@ export class PeerFeed {
       const fifo: Sent[] = [];
       let head = 0;
       let open = 0; // articles between CHECK and their final answer
-      const prefetched = new Map<number, Promise<import("../../storage/articles.js").StoredArticle | undefined>>();
+      const prefetched = new Map<number, Promise<{ data: Buffer } | undefined>>(); // the bytes to send, read ahead
       let filling = false;
       let finished = false;
       // a peer that takes our offers and then says nothing (hung, or a link that drops
@@ -350,7 +350,7 @@ export class PeerFeed {
             this.stats.offered++;
             conn.write(`CHECK ${msgid}\r\n`);
             // read the article while the peer answers, so a 238 is followed by TAKETHIS at once
-            if (row.data) prefetched.set(row.article, Promise.resolve({ id: row.article, msgid, data: row.data, headerLen: 0 }));
+            if (row.data) prefetched.set(row.article, Promise.resolve({ data: row.data }));
             else if (open <= 32) prefetched.set(row.article, this.storage.articles.byId(row.article).catch(() => undefined));
           }
         } catch (err) {

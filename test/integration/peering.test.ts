@@ -190,8 +190,13 @@ test("backlog rows older than max_backlog_age are dropped and counted, not sent"
   try {
     const old = [await post(node.port), await post(node.port), await post(node.port)];
     await new Promise((r) => setTimeout(r, 1500)); // older than a second now
-    rx = await Receiver.start(port);
     const peer = () => JSON.parse(readFileSync(`${node.dataDir}/status.json`, "utf8")).peers[0];
+    // while the peer is away, status shows what waits for it
+    const waiting = peer();
+    assert.equal(waiting.backlog.count, 3);
+    assert.ok(waiting.backlog.bytes > 3 * 100, JSON.stringify(waiting.backlog));
+    assert.ok(Date.now() - waiting.backlog.oldest >= 1500, JSON.stringify(waiting.backlog));
+    rx = await Receiver.start(port);
     const deadline = Date.now() + 10_000;
     while ((peer().dropped < 3 || peer().backlog.count > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.equal(peer().dropped, 3, JSON.stringify(peer()));
@@ -256,5 +261,23 @@ test("a peer that takes offers and then says nothing is timed out and reconnecte
   } finally {
     await node.stop();
     await rx.close();
+  }
+});
+
+test("a peer that sends a reply line without end is cut off, not buffered", async () => {
+  const { createServer } = await import("node:net");
+  const { NntpConnection } = await import("../../relay/feeds/connection.js");
+  const server = createServer((s) => {
+    s.on("error", () => {});
+    s.write("200 hello\r\n");
+    s.write("x".repeat(200_000)); // and never CRLF
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    const c = await NntpConnection.connect("127.0.0.1", (server.address() as { port: number }).port);
+    assert.equal(await c.line(), "200 hello");
+    await assert.rejects(c.line(5_000), /reply line over 65536 octets/);
+  } finally {
+    server.close();
   }
 });

@@ -5,6 +5,23 @@ import assert from "node:assert/strict";
 import { startNode } from "../helpers/node.js";
 import { RawClient, makeArticle, stuff } from "../helpers/client.js";
 
+/** Sends the article again, as a peer would after 431, until the node takes it; asks CHECK first if told to. */
+async function offerUntilTaken(client: RawClient, a: { msgid: string; text: string }, check: boolean): Promise<void> {
+  for (;;) {
+    if (check) assert.match(await client.cmd(`CHECK ${a.msgid}`), /^(238|431)/);
+    client.send(Buffer.concat([Buffer.from(`TAKETHIS ${a.msgid}\r\n`), stuff(a.text)]));
+    const r = await client.line();
+    if (r.startsWith("239")) return;
+    assert.match(r, /^431/);
+    await new Promise((res) => setTimeout(res, 5));
+  }
+}
+
+/** How many articles the group holds. */
+async function groupCount(client: RawClient): Promise<number> {
+  return Number((await client.cmd("GROUP local.test")).split(" ")[1]);
+}
+
 test("a full storage queue defers valid articles instead of refusing them", { timeout: 60_000 }, async () => {
   const node = await startNode({ config: "[storage]\nmax_queue = 2\nmax_batch = 2\n" });
   try {
@@ -18,21 +35,8 @@ test("a full storage queue defers valid articles instead of refusing them", { ti
     assert.ok(counts["431"] > 0, `expected some 431 under pressure, got ${JSON.stringify(counts)}`);
     assert.equal(counts["439"] ?? 0, 0, "a valid article was refused for good");
     // deferred ones are taken when offered again; accepted ones are there
-    for (const a of arts) {
-      if (codes.get(a.msgid) === "431") {
-        for (;;) {
-          assert.match(await client.cmd(`CHECK ${a.msgid}`), /^(238|431)/);
-          client.send(`TAKETHIS ${a.msgid}\r\n`);
-          client.send(stuff(a.text));
-          const r = await client.line();
-          if (r.startsWith("239")) break;
-          assert.match(r, /^431/);
-          await new Promise((res) => setTimeout(res, 5));
-        }
-      }
-    }
-    const g = await client.cmd("GROUP local.test");
-    assert.equal(Number(g.split(" ")[1]), arts.length);
+    for (const a of arts) if (codes.get(a.msgid) === "431") await offerUntilTaken(client, a, true);
+    assert.equal(await groupCount(client), arts.length);
     client.close();
   } finally {
     await node.stop();
@@ -58,17 +62,8 @@ test("the storage queue is bounded in bytes too: large articles are deferred, th
       }
     }
     assert.ok(deferred.length > 0, "a burst of 2.4 MB into a 100 KB queue defers some");
-    for (const a of deferred) {
-      for (;;) {
-        client.send(Buffer.concat([Buffer.from(`TAKETHIS ${a.msgid}\r\n`), stuff(a.text)]));
-        const r = await client.line();
-        if (r.startsWith("239")) break;
-        assert.match(r, /^431/);
-        await new Promise((res) => setTimeout(res, 5));
-      }
-    }
-    const g = await client.cmd("GROUP local.test");
-    assert.equal(Number(g.split(" ")[1]), arts.length);
+    for (const a of deferred) await offerUntilTaken(client, a, false);
+    assert.equal(await groupCount(client), arts.length);
     client.close();
   } finally {
     await node.stop();

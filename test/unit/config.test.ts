@@ -35,6 +35,12 @@ test("a bad value names the file, the line and the key", () => {
   });
 });
 
+test("a schedule that is not a cron expression names the file, the line and the key", () => {
+  withFile("[storage]\npurge_transit = \"every half minute\"\n", (file) => {
+    assert.throws(() => loadConfig(file), (e: Error) => e instanceof ConfigError && e.message.includes(`${file}:2:`) && e.message.includes("storage.purge_transit") && e.message.includes("cron"));
+  });
+});
+
 test("an unknown key is reported with its line; a TOML syntax error with line and column", () => {
   withFile("[nntp]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n", (file) => {
     assert.throws(() => loadConfig(file), (e: Error) => e.message.includes(`${file}:3:`) && e.message.includes('unknown key "listne"'));

@@ -3,6 +3,7 @@
 // (`tidings config-doc`).
 import { z } from "zod";
 import cron from "node-cron";
+import { wildmatError } from "../protocol/article/wildmat.js";
 
 const hostPort = z
   .string()
@@ -45,7 +46,13 @@ export const GroupSchema = z.strictObject({
   description: z.string().default(""),
 });
 
-const wildmatList = z.string().regex(/^[^\s]+$/, "expected a wildmat list without spaces, e.g. *,!local.*,!junk");
+const wildmatList = z
+  .string()
+  .regex(/^[^\s]+$/, "expected a wildmat list without spaces, e.g. *,!local.*,!junk")
+  .superRefine((v, ctx) => {
+    const why = wildmatError(v);
+    if (why) ctx.addIssue({ code: "custom", message: `expected a wildmat list (${why}), e.g. *,!local.*,!junk` });
+  });
 
 export const PeerSchema = z.strictObject({
   name: required("[[peer]].name", z.string().regex(/^[A-Za-z0-9._-]+$/, "expected a short name of letters, digits, '.', '_' or '-'"), "The peer's name, used in logs, status and Path defaults."),

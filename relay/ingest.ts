@@ -2,7 +2,8 @@
 // IHAVE, TAKETHIS, later feeds and gateways): parse, validate (RFC 5536),
 // policy, Path, dedup, commit. Only a committed article is "accepted".
 import { randomBytes } from "node:crypto";
-import { HeaderError, Headers, parseHeaders, unfold, clip } from "../protocol/article/headers.js";
+import { HeaderError, Headers, parseHeaders, unfold, clip, printable, text } from "../protocol/article/headers.js";
+import { mailboxListError } from "../protocol/article/mailbox.js";
 import { isMessageId } from "../protocol/article/msgid.js";
 import { parseNewsgroups } from "../protocol/article/newsgroups.js";
 import { pathNames, prependPath, isPathIdentity, pathIdentities } from "../protocol/article/path.js";
@@ -40,6 +41,14 @@ export interface IngestOptions {
 }
 
 const REQUIRED = ["message-id", "newsgroups", "from", "subject", "date", "path"];
+/**
+ * Fields that may occur at most once (RFC 5322 §3.6, RFC 5536 §3): a second
+ * copy would let a reader and this node disagree about the article.
+ */
+const SINGLE = [...REQUIRED, "references", "sender", "control", "approved", "supersedes", "distribution", "followup-to", "expires", "injection-date", "injection-info"];
+
+/** A header value for a reply or a log: clipped, control and 8-bit octets escaped. */
+const show = (v: string) => clip(printable(v));
 
 class Refuse extends Error {}
 
@@ -95,9 +104,14 @@ export class Ingest {
     const post = source.kind === "post";
     const pathhost = this.opts.pathhost;
 
-    for (const key of REQUIRED) {
+    for (const key of SINGLE) {
       if (h.count(key) > 1) throw new Refuse(`Duplicate header: ${h.all(key)[0].name}`);
     }
+    // RFC 3977 §3.6 forbids NUL anywhere in an article; INN 2.7 refuses it in
+    // the body too ("Nul character in body"). A lone CR or bare LF in the body
+    // is kept as it came, as INN does: old gateways send them, and the framer
+    // and the dot-stuffing treat a bare LF as a line end both ways.
+    if (parsed.hasSeparator && raw.indexOf(0, parsed.bodyStart) >= 0) throw new Refuse("NUL character in body");
 
     // Message-ID (RFC 5536 §3.1.3)
     let msgid = h.get("message-id");
@@ -106,10 +120,10 @@ export class Ingest {
       msgid = `<${now.toString(36)}.${randomBytes(6).toString("hex")}@${pathhost}>`;
       h.set("Message-ID", msgid);
     } else if (!isMessageId(msgid)) {
-      throw new Refuse(`Invalid Message-ID: ${clip(msgid)}`);
+      throw new Refuse(`Invalid Message-ID: ${show(msgid)}`);
     }
     if (source.offered && source.offered !== msgid) {
-      throw new Refuse(`Message-ID ${clip(msgid)} does not match offered ${clip(source.offered)}`);
+      throw new Refuse(`Message-ID ${show(msgid)} does not match offered ${show(source.offered)}`);
     }
 
     // Newsgroups, From, Subject (RFC 5536 §3.1.4, §3.1.2, §3.1.3 of 5322)
@@ -123,7 +137,9 @@ export class Ingest {
     }
     const from = h.get("from");
     if (!from) throw new Refuse("Missing required header: From");
-    if (!/@|<.+>/.test(from)) throw new Refuse(`Invalid From header: ${clip(from)}`);
+    // RFC 5536 §3.1.2: From is an RFC 5322 mailbox-list
+    const fromError = mailboxListError(from);
+    if (fromError) throw new Refuse(`Invalid From header (${fromError}): ${show(from)}`);
     const subject = h.get("subject");
     if (subject === undefined || subject === "") throw new Refuse("Missing required header: Subject");
 
@@ -134,8 +150,8 @@ export class Ingest {
       h.set("Date", formatDateHeader(now));
     } else {
       const t = parseDateHeader(date);
-      if (t === undefined) throw new Refuse(`Invalid Date header: ${clip(date)}`);
-      if (t > now + this.opts.maxFutureSeconds * 1000) throw new Refuse(`Article dated in the future: ${clip(date)}`);
+      if (t === undefined) throw new Refuse(`Invalid Date header: ${show(date)}`);
+      if (t > now + this.opts.maxFutureSeconds * 1000) throw new Refuse(`Article dated in the future: ${show(date)}`);
     }
 
     // Path (RFC 5537 §3.2): a relay refuses what already passed through it.
@@ -144,14 +160,16 @@ export class Ingest {
       // RFC 5537 §3.5: the injecting agent refuses an article already injected,
       // and adds Path, Injection-Date and Injection-Info.
       if (h.count("injection-info") > 0) throw new Refuse("Article already injected (has Injection-Info)");
+      // an empty Path is a missing one: replaced in place, never left beside ours
       if (path) h.set("Path", `${pathhost}!.POSTED!${path}`);
+      else if (path === "") h.set("Path", `${pathhost}!.POSTED!not-for-mail`);
       else h.prepend("Path", `${pathhost}!.POSTED!not-for-mail`);
       h.set("Injection-Date", formatDateHeader(now));
       h.set("Injection-Info", `${pathhost}; posting-host="${source.client}"`);
     } else {
       if (path === undefined || path === "") throw new Refuse("Missing required header: Path");
       const ids = pathIdentities(path);
-      if (ids.length === 0 || !ids.every(isPathIdentity)) throw new Refuse(`Invalid Path header: ${clip(path)}`);
+      if (ids.length === 0 || !ids.every(isPathIdentity)) throw new Refuse(`Invalid Path header: ${show(path)}`);
       if (pathNames(path, pathhost)) {
         this.counts.loops++;
         throw new Refuse(`Article already passed through ${pathhost} (Path loop)`);
@@ -165,7 +183,7 @@ export class Ingest {
     const distribution = h.get("distribution")?.split(",").map((d) => d.trim()).filter(Boolean);
     const route = { groups, distribution, bytes: raw.length, path: pathIdentities(h.get("path")!), from: source.peer };
     const peers = this.opts.peers.filter((p) => wants(p, route)).map((p) => p.id);
-    if (carried.length === 0 && (post || peers.length === 0)) throw new Refuse(`No carried newsgroups in ${clip(newsgroups)}`);
+    if (carried.length === 0 && (post || peers.length === 0)) throw new Refuse(`No carried newsgroups in ${show(newsgroups)}`);
     if (post) {
       for (const g of carried) {
         const status = this.storage.groups.get(g)!.status;
@@ -194,9 +212,13 @@ export class Ingest {
   }
 }
 
-/** RFC 3977 §8.3.2: overview fields are unfolded, with TAB, CR and LF made spaces. */
+/**
+ * RFC 3977 §8.3.2: overview fields are unfolded, with TAB, CR and LF made
+ * spaces. They are kept as text (UTF-8): octets that are not UTF-8 show as
+ * U+FFFD in OVER and HDR, while the article itself keeps them.
+ */
 function overviewField(v: string | undefined): string {
-  return v ? unfold(v).replace(/[\t\r\n]/g, " ") : "";
+  return v ? text(unfold(v)).replace(/[\t\r\n]/g, " ") : "";
 }
 
 function countLines(body: Buffer): number {

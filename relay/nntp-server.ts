@@ -66,6 +66,7 @@ export class NntpServer {
         for (const p of parts) socket.write(p);
         process.nextTick(() => socket.uncork());
       },
+      queued: () => socket.writableLength,
       end: () => {
         ended = true;
         socket.end();
@@ -88,6 +89,7 @@ export class NntpServer {
       setTimeout(() => socket.destroy(), 1000).unref();
     });
     socket.on("data", (chunk: Buffer) => session.push(chunk));
+    socket.on("drain", () => session.drained());
     socket.on("error", (err) => log.debug({ err: err.message }, "socket error"));
     socket.on("close", () => {
       ended = true;

@@ -8,7 +8,11 @@ import type { SeenFilter } from "./seen-filter.js";
 
 export interface NewArticle {
   msgid: string;
-  /** Header section as it will be stored, each line CRLF-terminated; the writer appends Xref. */
+  /**
+   * Header section as it will be stored, each line CRLF-terminated, as a
+   * binary string (one char per octet, so 8-bit bytes stay as they came);
+   * the writer appends Xref.
+   */
   header: string;
   body: Buffer;
   /** Groups carried here, in Newsgroups order, that the article is filed in. */
@@ -249,7 +253,7 @@ export class Writer {
       // RFC 5536 §3.2.14: Xref names this server and the number in each group
       const xref = `${this.opts.pathhost} ${filed.map(([g, n]) => `${g}:${n}`).join(" ")}`;
       const header = filed.length > 0 ? item.header + `Xref: ${xref}\r\n` : item.header;
-      const headBuf = Buffer.from(header, "utf8");
+      const headBuf = Buffer.from(header, "latin1");
       const bytes = Buffer.concat([headBuf, CRLF, item.body]);
       history.push([item.msgid, 1, item.arrived, id]);
       articles.push([

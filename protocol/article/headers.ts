@@ -1,12 +1,15 @@
 // The header section of an article (RFC 5536 §2, RFC 5322 §2.2): fields in
 // order, folded lines kept as sent so an article is served back byte for byte.
+// Header text is held as a binary string, one char per octet (latin1), so
+// that 8-bit bytes in any charset, or none, go back out exactly as they came;
+// text(), not the raw value, is what to show a person.
 
 export interface Field {
   /** Name as sent. */
   name: string;
   /** Lower-cased name for lookups. */
   key: string;
-  /** Raw value after the colon, folding kept, CRLFs inside, no trailing CRLF. */
+  /** Raw value after the colon as a binary string (one char per octet), folding kept, CRLFs inside, no trailing CRLF. */
   raw: string;
 }
 
@@ -20,10 +23,26 @@ export interface ParsedArticle {
 
 export class HeaderError extends Error {}
 
-const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable US-ASCII except ":" (RFC 5322 §2.2)
+export interface ParseOptions {
+  /** Largest header section accepted, in octets. */
+  maxHeaderBytes?: number;
+  /**
+   * Refuse control characters inside header lines (the default, for what
+   * comes in). Reading back what is already stored passes false.
+   */
+  strict?: boolean;
+}
 
-/** Splits the header section. Header text is read as UTF-8 (RFC 5536 §2.2 allows it). */
-export function parseHeaders(data: Buffer, maxHeaderBytes = 256 * 1024): ParsedArticle {
+const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable US-ASCII except ":" (RFC 5322 §2.2)
+// Anything below 0x20 but HTAB, and DEL. CR and LF only ever appear as the CRLF
+// that ends a line; one alone would be a line end to some readers and not to
+// others (Python's nntplib splits on LF), which is how headers get smuggled.
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/** Splits the header section, refusing what RFC 5322 §2.2 and RFC 3977 §3.6 do not allow in it. */
+export function parseHeaders(data: Buffer, opts: ParseOptions = {}): ParsedArticle {
+  const maxHeaderBytes = opts.maxHeaderBytes ?? 256 * 1024;
+  const strict = opts.strict ?? true;
   let end = data.indexOf("\r\n\r\n");
   let bodyStart: number;
   let hasSeparator = true;
@@ -38,10 +57,14 @@ export function parseHeaders(data: Buffer, maxHeaderBytes = 256 * 1024): ParsedA
     hasSeparator = false;
   }
   if (end > maxHeaderBytes) throw new HeaderError(`Header section too large (${end} octets)`);
-  const text = data.toString("utf8", 0, end);
+  const text = data.toString("latin1", 0, end);
   const fields: Field[] = [];
   for (const line of text.split("\r\n")) {
     if (line.length === 0) continue;
+    if (strict) {
+      const bad = CONTROL.exec(line);
+      if (bad) throw new HeaderError(`${controlName(bad[0])} in header line: ${clip(printable(line))}`);
+    }
     const c = line.charCodeAt(0);
     if (c === 0x20 || c === 0x09) {
       const last = fields[fields.length - 1];
@@ -50,12 +73,30 @@ export function parseHeaders(data: Buffer, maxHeaderBytes = 256 * 1024): ParsedA
       continue;
     }
     const colon = line.indexOf(":");
-    if (colon <= 0) throw new HeaderError(`Malformed header line: ${clip(line)}`);
+    if (colon <= 0) throw new HeaderError(`Malformed header line: ${clip(printable(line))}`);
     const name = line.slice(0, colon);
-    if (!FIELD_NAME.test(name)) throw new HeaderError(`Malformed header name: ${clip(name)}`);
+    if (!FIELD_NAME.test(name)) throw new HeaderError(`Malformed header name: ${clip(printable(name))}`);
     fields.push({ name, key: name.toLowerCase(), raw: line.slice(colon + 1) });
   }
   return { fields, bodyStart, hasSeparator };
+}
+
+function controlName(c: string): string {
+  if (c === "\n") return "Bare LF";
+  if (c === "\r") return "Lone CR";
+  if (c === "\0") return "NUL";
+  return `Control character 0x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+}
+
+/** A binary header string made safe to put in a reply or a log line: controls and 8-bit octets escaped. */
+export function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+/** A binary header value as text for people and indexes: its octets read as UTF-8 (RFC 5536 §2.2 allows UTF-8). */
+export function text(binary: string): string {
+  // pure ASCII is the common case and needs no copy
+  return /[\x80-\xff]/.test(binary) ? Buffer.from(binary, "latin1").toString("utf8") : binary;
 }
 
 /** The value as a single line: unfolded (RFC 5322 §2.2.3) and trimmed. */
@@ -108,7 +149,7 @@ export class Headers {
     this.fields.unshift({ name, key: name.toLowerCase(), raw: " " + value });
   }
 
-  /** The header section as sent, ending with the CRLF of its last line (no separator). */
+  /** The header section as sent (binary string), ending with the CRLF of its last line (no separator). */
   serialize(): string {
     let s = "";
     for (const f of this.fields) s += f.name + ":" + f.raw + "\r\n";

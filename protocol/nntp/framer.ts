@@ -48,6 +48,11 @@ export class Framer {
     return this.#mode;
   }
 
+  /** Bytes received and not yet framed (a partial line, or everything after a POST/IHAVE awaiting its verdict). */
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
   /** Leaves the "wait" mode (after a 340/335 or a refusal) and frames what was held. */
   resume(mode: Exclude<Mode, "wait">): void {
     if (this.#inCallback) {

@@ -15,10 +15,18 @@ export interface SessionLimits {
   maxLine: number;
   maxArticle: number;
   maxInFlight: number;
+  /**
+   * Reply bytes a session may have queued (on its socket, or finished and
+   * waiting behind an earlier command) before it starts no new command and
+   * reads no more: a client that does not read is held here, not in memory.
+   */
+  maxOutput?: number;
 }
 
 export interface SessionIo {
   write(data: (string | Buffer)[]): void;
+  /** Bytes written and not yet taken by the network; the session calls drained() when it falls. */
+  queued(): number;
   end(): void;
   pause(): void;
   resume(): void;
@@ -35,13 +43,22 @@ export interface Block {
 
 interface Slot {
   serial: boolean;
-  /** The framer waits on this command's verdict (POST, IHAVE). */
-  holdsFramer?: boolean;
+  /** Reads a whole article into its reply (ARTICLE, HEAD, BODY): few run at once. */
+  heavy: boolean;
   run: () => Reply | Promise<Reply>;
   started: boolean;
   done: boolean;
   reply?: Reply;
+  replyBytes: number;
 }
+
+/** Articles read at once by one session's pipelined ARTICLE/HEAD/BODY. */
+const MAX_HEAVY = 8;
+const DEFAULT_MAX_OUTPUT = 1 << 20;
+/** Bytes held while waiting to answer POST/IHAVE (a client that sends the article early) before reading pauses. */
+const MAX_HELD_WHILE_WAITING = 64 * 1024;
+/** Bytes of articles read ahead of their TAKETHIS (which waits behind a serial command) before reading pauses. */
+const MAX_READY_BYTES = 16 << 20;
 
 export class Session {
   readonly framer: Framer;
@@ -56,11 +73,19 @@ export class Session {
   /** Sequence number of the command whose handler is being started (read it synchronously). */
   runningSeq = 0;
   #started = 0; // slots[0 .. #started) have started
-  #paused = false;
+  #runningHeavy = 0;
+  #heldReplyBytes = 0; // replies finished but waiting behind an earlier command
+  #pumping = false;
+  #again = false;
+  #readingPaused = false;
+  #inFlightFull = false;
+  /** The POST or IHAVE the framer is waiting on (it holds the bytes after it until the verdict). */
+  #framerHolder: Slot | undefined;
   /** Pending block waiters for commands followed by an article. */
   #blocks: ((b: Block) => void)[] = [];
   /** Blocks that arrived before their command started (it waits behind a serial one). */
   #ready: Block[] = [];
+  #readyBytes = 0;
 
   constructor(
     readonly backend: NntpBackend,
@@ -73,13 +98,16 @@ export class Session {
       {
         line: (t) => this.#onLine(t),
         lineTooLong: (n) => {
-          this.#enqueue(false, () => status(C.SYNTAX, `Line too long (${n} > ${this.limits.maxLine} octets)`));
+          this.#enqueue(false, false, () => status(C.SYNTAX, `Line too long (${n} > ${this.limits.maxLine} octets)`));
           return "line";
         },
         block: (data, size, tooBig) => {
           const w = this.#blocks.shift();
           if (w) w({ data, size, tooBig });
-          else this.#ready.push({ data, size, tooBig });
+          else {
+            this.#ready.push({ data, size, tooBig });
+            this.#readyBytes += data.length;
+          }
           return "line";
         },
       },
@@ -108,17 +136,38 @@ export class Session {
   push(chunk: Buffer): void {
     if (this.closing) return;
     this.framer.push(chunk);
+    this.#updateReading();
+  }
+
+  /** The socket took what was queued: go on with commands held back by back-pressure. */
+  drained(): void {
+    this.#pump();
   }
 
   /** The next dot-terminated block on the wire. */
   nextBlock(): Promise<Block> {
     const b = this.#ready.shift();
-    if (b) return Promise.resolve(b);
+    if (b) {
+      this.#readyBytes -= b.data.length;
+      return Promise.resolve(b);
+    }
     return new Promise((resolve) => this.#blocks.push(resolve));
+  }
+
+  /**
+   * POST and IHAVE decide here what follows their command line: the article
+   * ("block", after a 340/335) or the next command ("line", after a refusal).
+   * The bytes held meanwhile are framed now.
+   */
+  resumeFramer(mode: "line" | "block"): void {
+    this.#framerHolder = undefined;
+    this.framer.resume(mode);
   }
 
   /** Sends a reply at once: for 340/335, which the client awaits before sending the article. */
   interim(text: string): void {
+    // every reply before this command's is out already: a serial command
+    // starts only once those before it are done and flushed (#pump)
     this.io.write([text]);
   }
 
@@ -131,7 +180,7 @@ export class Session {
     if (this.io.tracing) this.io.log("trace", { line: text.slice(0, 200) }, "command");
     const line = text.trim();
     if (line.length === 0) {
-      this.#enqueue(false, () => status(C.UNKNOWN, "Empty command"));
+      this.#enqueue(false, false, () => status(C.UNKNOWN, "Empty command"));
       return "line";
     }
     const sp = line.search(/[ \t]/);
@@ -139,59 +188,110 @@ export class Session {
     const args = sp < 0 ? [] : line.slice(sp + 1).trim().split(/[ \t]+/);
     const cmd: Command | undefined = COMMANDS[verb];
     if (!cmd) {
-      this.#enqueue(false, () => status(C.UNKNOWN, `Unknown command ${verb.slice(0, 40)}`));
+      this.#enqueue(false, false, () => status(C.UNKNOWN, `Unknown command ${printableVerb(verb)}`));
       return "line";
     }
     // The article after TAKETHIS follows at once; after POST and IHAVE only once we said 340/335.
     const next: Mode = cmd.block === "always" ? "block" : cmd.block === "after-reply" ? "wait" : "line";
     const concurrent = typeof cmd.concurrent === "function" ? cmd.concurrent(args) : !!cmd.concurrent;
+    const heavy = typeof cmd.heavy === "function" ? cmd.heavy(args) : !!cmd.heavy;
     const seq = ++this.#seq;
-    this.#enqueue(!concurrent, () => ((this.runningSeq = seq), cmd.run(this, args, verb)), next === "wait");
+    const slot = this.#enqueue(!concurrent, heavy, () => ((this.runningSeq = seq), cmd.run(this, args, verb)), next === "wait");
+    // if the command started and decided at once, resumeFramer() has already run
+    if (next === "wait" && this.#framerHolder !== slot) return this.framer.mode;
     return next;
   }
 
-  #enqueue(serial: boolean, run: () => Reply | Promise<Reply>, holdsFramer = false): void {
-    this.#slots.push({ serial, run, started: false, done: false, holdsFramer });
-    if (this.#slots.length >= this.limits.maxInFlight && !this.#paused) {
-      this.#paused = true;
-      this.io.pause();
-    }
+  #enqueue(serial: boolean, heavy: boolean, run: () => Reply | Promise<Reply>, holdsFramer = false): Slot {
+    const slot: Slot = { serial, heavy, run, started: false, done: false, replyBytes: 0 };
+    if (holdsFramer) this.#framerHolder = slot;
+    this.#slots.push(slot);
     this.#pump();
+    return slot;
   }
 
+  get #maxOutput(): number {
+    return this.limits.maxOutput ?? DEFAULT_MAX_OUTPUT;
+  }
+
+  #outputFull(): boolean {
+    return this.io.queued() + this.#heldReplyBytes > this.#maxOutput;
+  }
+
+  /**
+   * Writes finished replies in command order and starts what may start. Never
+   * re-entered: a handler that resumes the framer frames new commands
+   * synchronously, and those only queue; this loop then goes round again.
+   */
   #pump(): void {
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    try {
+      do {
+        this.#again = false;
+        this.#flush();
+        if (this.closing) break;
+        this.#startMore();
+      } while (this.#again || (this.#slots.length > 0 && this.#slots[0].done));
+    } finally {
+      this.#pumping = false;
+    }
+    this.#updateReading();
+  }
+
+  #flush(): void {
     const out: (string | Buffer)[] = [];
-    for (;;) {
-      while (this.#slots.length > 0 && this.#slots[0].done) {
-        const s = this.#slots.shift()!;
-        this.#started--;
-        const r = s.reply!;
-        if (Array.isArray(r)) out.push(...r);
-        else out.push(r);
-      }
-      if (this.closing) break;
-      while (this.#started < this.#slots.length) {
-        const s = this.#slots[this.#started];
-        // a serial command waits for all before it; nothing passes a serial command still running
-        if (this.#started > 0 && (s.serial || (this.#slots[0].serial && !this.#slots[0].done))) break;
-        this.#start(s);
-        this.#started++;
-        if (s.serial) break;
-      }
-      if (!(this.#slots.length > 0 && this.#slots[0].done)) break;
+    while (this.#slots.length > 0 && this.#slots[0].done) {
+      const s = this.#slots.shift()!;
+      this.#started--;
+      this.#heldReplyBytes -= s.replyBytes;
+      const r = s.reply!;
+      if (Array.isArray(r)) out.push(...r);
+      else out.push(r);
     }
     if (out.length > 0) {
       if (this.io.tracing) this.io.log("trace", { out: out.map((o) => o.toString().slice(0, 120)) }, "replies");
       this.io.write(out);
     }
-    if (this.#paused && this.#slots.length < this.limits.maxInFlight / 2) {
-      this.#paused = false;
-      this.io.resume();
+  }
+
+  #startMore(): void {
+    while (this.#started < this.#slots.length) {
+      const s = this.#slots[this.#started];
+      // a serial command waits for all before it; nothing passes a serial command still running
+      if (this.#started > 0 && (s.serial || this.#slots[0].serial)) break;
+      // back-pressure: a client that does not read its replies gets no more work done for it
+      if (this.#outputFull()) break;
+      if (s.heavy && this.#runningHeavy >= MAX_HEAVY) break;
+      this.#started++;
+      this.#start(s);
+      if (s.serial) break;
+    }
+  }
+
+  #updateReading(): void {
+    if (this.closing) return;
+    const n = this.#slots.length;
+    if (n >= this.limits.maxInFlight) this.#inFlightFull = true;
+    else if (n < this.limits.maxInFlight / 2) this.#inFlightFull = false;
+    const pause =
+      this.#inFlightFull ||
+      this.#outputFull() ||
+      this.#readyBytes > MAX_READY_BYTES ||
+      (this.framer.mode === "wait" && this.framer.heldBytes > MAX_HELD_WHILE_WAITING);
+    if (pause !== this.#readingPaused) {
+      this.#readingPaused = pause;
+      if (pause) this.io.pause();
+      else this.io.resume();
     }
   }
 
   #start(s: Slot): void {
     s.started = true;
+    if (s.heavy) this.#runningHeavy++;
     let r: Reply | Promise<Reply>;
     try {
       r = s.run();
@@ -204,16 +304,22 @@ export class Session {
         (err) => this.#finish(s, this.#internal(err)),
       );
     } else {
-      s.done = true;
-      s.reply = r;
+      this.#done(s, r);
     }
   }
 
-  #finish(s: Slot, r: Reply): void {
+  #done(s: Slot, r: Reply): void {
+    if (s.heavy) this.#runningHeavy--;
     // a handler that failed before deciding must not leave the connection deaf
-    if (s.holdsFramer && this.framer.mode === "wait") this.framer.resume("line");
+    if (this.#framerHolder === s) this.resumeFramer("line");
     s.done = true;
     s.reply = r;
+    s.replyBytes = replyBytes(r);
+    this.#heldReplyBytes += s.replyBytes;
+  }
+
+  #finish(s: Slot, r: Reply): void {
+    this.#done(s, r);
     this.#pump();
   }
 
@@ -229,4 +335,18 @@ export class Session {
       this.io.end();
     });
   }
+}
+
+function replyBytes(r: Reply): number {
+  if (Array.isArray(r)) {
+    let n = 0;
+    for (const p of r) n += p.length;
+    return n;
+  }
+  return r.length;
+}
+
+/** An unknown verb echoed back: short, and nothing that is not printable ASCII. */
+function printableVerb(verb: string): string {
+  return verb.slice(0, 40).replace(/[^\x21-\x7e]/g, "?");
 }

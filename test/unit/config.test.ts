@@ -41,6 +41,12 @@ test("a schedule that is not a cron expression names the file, the line and the 
   });
 });
 
+test("a malformed wildmat in a peer's groups names the file, the line and the key", () => {
+  withFile('[[peer]]\nname = "a"\ngroups = "*,!local.[z-a]"\n', (file) => {
+    assert.throws(() => loadConfig(file), (e: Error) => e instanceof ConfigError && e.message.includes(`${file}:3:`) && e.message.includes("peer.0.groups") && e.message.includes("z-a"));
+  });
+});
+
 test("an unknown key is reported with its line; a TOML syntax error with line and column", () => {
   withFile("[nntp]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n", (file) => {
     assert.throws(() => loadConfig(file), (e: Error) => e.message.includes(`${file}:3:`) && e.message.includes('unknown key "listne"'));

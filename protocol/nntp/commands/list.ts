@@ -1,7 +1,7 @@
 // LIST and its keywords, NEWGROUPS, NEWNEWS (RFC 3977 §7.3, §7.4, §7.6, §8.4; RFC 6048).
 import { C } from "../codes.js";
 import { multiline, status } from "../reply.js";
-import { isWildmat, wildmat } from "../../article/wildmat.js";
+import { isWildmat, wildmat, wildmatError } from "../../article/wildmat.js";
 import { parseNntpDate } from "../../article/date.js";
 import { readerDenied } from "./select.js";
 import type { Command } from "./types.js";
@@ -15,9 +15,17 @@ function active(g: Group): string {
   return `${g.name} ${g.high} ${g.count === 0 ? g.high + 1 : g.low} ${g.status}`;
 }
 
+/** RFC 3977 §4: a malformed wildmat is the client's mistake (501), with the reason. */
+export function badWildmat(pattern: string, single = false): string | undefined {
+  if (!isWildmat(pattern)) return status(C.SYNTAX, `Invalid wildmat ${pattern.slice(0, 40).replace(/[^\x21-\x7e]/g, "?")}`);
+  const why = wildmatError(pattern, single);
+  return why ? status(C.SYNTAX, `Invalid wildmat: ${why.slice(0, 120)}`) : undefined;
+}
+
 function groupsMatching(s: Session, pattern: string | undefined): Group[] | string {
   if (pattern === undefined) return s.backend.groups();
-  if (!isWildmat(pattern)) return status(C.SYNTAX, `Invalid wildmat ${pattern.slice(0, 40)}`);
+  const bad = badWildmat(pattern);
+  if (bad) return bad;
   const m = wildmat(pattern);
   return s.backend.groups().filter((g) => m(g.name));
 }
@@ -87,6 +95,8 @@ export const NEWNEWS: Command = {
     if (denied) return denied;
     const t = since(args.slice(1));
     if (args.length < 3 || t === undefined || !isWildmat(args[0])) return status(C.SYNTAX, "Usage: NEWNEWS wildmat [yy]yymmdd hhmmss [GMT]");
+    const bad = badWildmat(args[0]);
+    if (bad) return bad;
     const m = wildmat(args[0]);
     const rows = await s.backend.articles.arrivedSince(t);
     return multiline(

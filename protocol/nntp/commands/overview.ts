@@ -3,9 +3,10 @@ import { C } from "../codes.js";
 import { multiline, status } from "../reply.js";
 import { parseRange, type Range } from "./range.js";
 import { isMessageId } from "../../article/msgid.js";
-import { Headers, parseHeaders } from "../../article/headers.js";
+import { Headers, parseHeaders, text } from "../../article/headers.js";
 import { pattern } from "../../article/wildmat.js";
 import { readerDenied } from "./select.js";
+import { badWildmat } from "./list.js";
 import type { Command } from "./types.js";
 import type { Session } from "../session.js";
 import type { OverviewRow } from "../../../storage/articles.js";
@@ -94,9 +95,10 @@ async function fieldValues(s: Session, field: string, t: Exclude<Target, { kind:
 }
 
 function headerOf(data: Buffer, headerLen: number, key: string): string | undefined {
-  const h = new Headers(parseHeaders(data.subarray(0, headerLen + 2)).fields);
+  // what is stored was checked on the way in; read it back without refusing
+  const h = new Headers(parseHeaders(data.subarray(0, headerLen + 2), { strict: false }).fields);
   const v = h.get(key);
-  return v === undefined ? undefined : v.replace(/[\t\r\n]/g, " ");
+  return v === undefined ? undefined : text(v).replace(/[\t\r\n]/g, " ");
 }
 
 export const HDR: Command = {
@@ -123,6 +125,10 @@ export const XPAT: Command = {
     if (args.length < 3) return status(C.SYNTAX, "Usage: XPAT field range|<message-id> pattern [pattern ...]");
     const t = target(s, args[1]);
     if (t.kind === "error") return t.reply;
+    for (const p of args.slice(2)) {
+      const bad = badWildmat(p, true);
+      if (bad) return bad;
+    }
     const patterns = args.slice(2).map(pattern);
     const match = (v: string) => patterns.some((p) => p(v));
     const values = await fieldValues(s, args[0], t);

@@ -7,15 +7,15 @@ export const POST: Command = {
   block: "after-reply",
   run: async (s, args) => {
     if (args.length) {
-      s.framer.resume("line");
+      s.resumeFramer("line");
       return status(C.SYNTAX, "Usage: POST");
     }
     if (!s.perms.post) {
-      s.framer.resume("line");
+      s.resumeFramer("line");
       return status(C.POST_DENIED, `Posting not permitted from ${s.client}`);
     }
     s.interim(status(C.POST_SEND, "Input article; end with <CR-LF>.<CR-LF>"));
-    s.framer.resume("block");
+    s.resumeFramer("block");
     const b = await s.nextBlock();
     if (b.tooBig) return status(C.POST_FAILED, `Article too large (${b.size} > ${s.limits.maxArticle} octets)`);
     const o = await s.backend.ingest(b.data, { kind: "post", client: s.client });

@@ -27,6 +27,7 @@ function retrieve(part: Part): Command {
     // with an argument the command reads no session state but the group, so
     // pipelined ARTICLE n / HEAD <id> run side by side; the bare form waits
     concurrent: (args) => args.length === 1,
+    heavy: part !== "stat",
     run: async (s, args) => {
       const seq = s.runningSeq;
       const denied = readerDenied(s);

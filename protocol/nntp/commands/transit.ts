@@ -16,27 +16,27 @@ export const IHAVE: Command = {
   run: async (s, args) => {
     const no = denied(s) ?? (args.length !== 1 || !isMessageId(args[0]) ? status(C.SYNTAX, "Usage: IHAVE <message-id>") : undefined);
     if (no) {
-      s.framer.resume("line");
+      s.resumeFramer("line");
       return no;
     }
     const msgid = args[0];
     try {
       if (await s.backend.seen(msgid)) {
-        s.framer.resume("line");
+        s.resumeFramer("line");
         return status(C.IHAVE_UNWANTED, "Duplicate");
       }
     } catch {
-      s.framer.resume("line");
+      s.resumeFramer("line");
       return status(C.IHAVE_LATER, "History unavailable; try again later");
     }
     // RFC 3977 §6.3.2.3 / INN: another session is receiving it right now
     if (!s.backend.claim(msgid, s)) {
-      s.framer.resume("line");
+      s.resumeFramer("line");
       return status(C.IHAVE_LATER, "Article in progress elsewhere; try again later");
     }
     try {
       s.interim(status(C.IHAVE_SEND, "Send it; end with <CR-LF>.<CR-LF>"));
-      const b = await (s.framer.resume("block"), s.nextBlock());
+      const b = await (s.resumeFramer("block"), s.nextBlock());
       if (b.tooBig) return status(C.IHAVE_REJECTED, `Article too large (${b.size} > ${s.limits.maxArticle} octets)`);
       const o = await s.backend.ingest(b.data, { kind: "ihave", client: s.client, offered: msgid, peer: s.perms.peer });
       switch (o.kind) {

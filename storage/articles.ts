@@ -1,5 +1,5 @@
 // Reading articles and their overview, by number in a group or by Message-ID.
-import type { Db } from "./sqlite.js";
+import type { Reader } from "./sqlite.js";
 
 export interface OverviewRow {
   number: number;
@@ -15,6 +15,14 @@ export interface OverviewRow {
   arrived: number;
 }
 
+export interface ArrivedRow {
+  id: number;
+  arrived: number;
+  msgid: string;
+  /** Groups it is filed in. */
+  groups: string[];
+}
+
 export interface StoredArticle {
   id: number;
   msgid: string;
@@ -25,7 +33,7 @@ export interface StoredArticle {
 const OVER_COLS = "a.id, a.msgid, a.subject, a.author, a.date, a.refs, a.bytes, a.lines, a.xref, a.arrived";
 
 export class Articles {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Reader) {}
 
   async byMsgid(msgid: string): Promise<StoredArticle | undefined> {
     const r = await this.db.get<{ id: number; data: Buffer; header_len: number }>(
@@ -73,27 +81,32 @@ export class Articles {
     return this.db.get<OverviewRow>(`SELECT 0 AS number, ${OVER_COLS} FROM articles a WHERE a.id = ?`, [id]);
   }
 
-  async overview(groupId: number, low: number, high: number): Promise<OverviewRow[]> {
+  /**
+   * Overview rows of a range, in number order, at most `limit` of them: long
+   * ranges are read page by page (the next page starts after the last number),
+   * so no listing is ever held whole.
+   */
+  async overview(groupId: number, low: number, high: number, limit = -1): Promise<OverviewRow[]> {
     return this.db.all<OverviewRow>(
       `SELECT g.number, ${OVER_COLS} FROM group_articles g JOIN articles a ON a.id = g.article
-       WHERE g.group_id = ? AND g.number BETWEEN ? AND ? ORDER BY g.number`,
-      [groupId, low, high],
+       WHERE g.group_id = ? AND g.number BETWEEN ? AND ? ORDER BY g.number LIMIT ?`,
+      [groupId, low, high, limit],
     );
   }
 
-  /** Article bodies for a range, for HDR and XPAT on fields not in the overview. */
-  async dataRange(groupId: number, low: number, high: number): Promise<{ number: number; data: Buffer; header_len: number }[]> {
+  /** Stored articles of a range, for HDR and XPAT on fields not in the overview; paged like overview(). */
+  async dataRange(groupId: number, low: number, high: number, limit = -1): Promise<{ number: number; data: Buffer; header_len: number }[]> {
     return this.db.all(
       `SELECT g.number, a.data, a.header_len FROM group_articles g JOIN articles a ON a.id = g.article
-       WHERE g.group_id = ? AND g.number BETWEEN ? AND ? ORDER BY g.number`,
-      [groupId, low, high],
+       WHERE g.group_id = ? AND g.number BETWEEN ? AND ? ORDER BY g.number LIMIT ?`,
+      [groupId, low, high, limit],
     );
   }
 
-  async numbers(groupId: number, low: number, high: number): Promise<number[]> {
+  async numbers(groupId: number, low: number, high: number, limit = -1): Promise<number[]> {
     const rows = await this.db.all<{ number: number }>(
-      "SELECT number FROM group_articles WHERE group_id = ? AND number BETWEEN ? AND ? ORDER BY number",
-      [groupId, low, high],
+      "SELECT number FROM group_articles WHERE group_id = ? AND number BETWEEN ? AND ? ORDER BY number LIMIT ?",
+      [groupId, low, high, limit],
     );
     return rows.map((r) => r.number);
   }
@@ -112,18 +125,36 @@ export class Articles {
     );
   }
 
-  /** Articles that arrived at or after `since` (ms), with the groups they are filed in. */
-  async arrivedSince(since: number): Promise<{ msgid: string; groups: string }[]> {
-    return this.db.all(
-      `SELECT a.msgid, group_concat(gr.name, ',') AS groups FROM articles a
-       JOIN group_articles g ON g.article = a.id JOIN groups gr ON gr.id = g.group_id
-       WHERE a.arrived >= ? GROUP BY a.id ORDER BY a.arrived, a.id`,
-      [since],
+  /**
+   * Articles that arrived at or after `since` (ms), oldest first, with the
+   * groups they are filed in; a page of at most `limit` after the article
+   * (`after`) that ended the previous page. Read by the index on arrival time.
+   */
+  async arrivedSince(since: number, limit = -1, after?: ArrivedRow): Promise<ArrivedRow[]> {
+    const [at, id] = after ? [Math.max(since, after.arrived), after.id] : [since, 0];
+    const rows = await this.db.all<{ id: number; arrived: number; msgid: string; xref: string }>(
+      // the groups come from Xref ("host group:n group:n"): group_articles has no index by article
+      `SELECT a.id, a.arrived, a.msgid, a.xref FROM articles a INDEXED BY articles_arrived
+       WHERE a.arrived >= ? AND NOT (a.arrived = ? AND a.id <= ?) AND a.transit_only = 0
+       ORDER BY a.arrived, a.id LIMIT ?`,
+      // the index seeks to the last page's time; only the few rows sharing it are skipped
+      [at, at, id, limit],
     );
+    return rows.map((r) => ({ id: r.id, arrived: r.arrived, msgid: r.msgid, groups: groupsOfXref(r.xref) }));
   }
 
   async count(): Promise<number> {
     const r = await this.db.get<{ n: number }>("SELECT count(*) AS n FROM articles");
     return r?.n ?? 0;
   }
+}
+
+/** The groups named in an Xref value (RFC 5536 §3.2.14: "host group:number ..."). */
+function groupsOfXref(xref: string): string[] {
+  const out: string[] = [];
+  for (const part of xref.split(" ").slice(1)) {
+    const colon = part.lastIndexOf(":");
+    if (colon > 0) out.push(part.slice(0, colon));
+  }
+  return out;
 }

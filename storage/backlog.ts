@@ -1,6 +1,6 @@
 // What is queued for each peer: read side. Rows are written with the article
 // (writer.ts) and deleted through the writer when the peer has answered.
-import type { Db } from "./sqlite.js";
+import type { Db, Reader } from "./sqlite.js";
 
 export interface BacklogRow {
   article: number;
@@ -19,7 +19,7 @@ export interface BacklogStats {
 }
 
 export class Backlog {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Reader) {}
 
   /** Peer ids by name, creating rows for new names. Uses the writer connection once at start. */
   static async peerIds(writeDb: Db, names: string[]): Promise<Map<string, number>> {

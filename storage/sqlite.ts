@@ -73,6 +73,50 @@ export class Db {
   }
 }
 
+/** What the read side needs: whole results, so no statement stays open. */
+export interface Reader {
+  all<T>(sql: string, params?: Params): Promise<T[]>;
+  get<T>(sql: string, params?: Params): Promise<T | undefined>;
+}
+
+/**
+ * Reader connections, each running one statement at a time, whole (all()).
+ * Statements that step in turns on one SQLite connection share its read
+ * transaction, so a read could start from a snapshot older than a COMMIT
+ * that finished before it was asked (sqlite3's get() and each() step in
+ * turns; its all() holds the connection's mutex to the last row). Here a
+ * statement starts only on an idle connection, so its snapshot holds every
+ * commit made before it was asked, whatever else is reading; and two reads
+ * can run at once, one per thread of the pool.
+ */
+export class ReadPool implements Reader {
+  #idle: Db[];
+  #waiting: ((db: Db) => void)[] = [];
+
+  constructor(readonly dbs: Db[]) {
+    this.#idle = [...dbs];
+  }
+
+  async all<T>(sql: string, params: Params = []): Promise<T[]> {
+    const db = this.#idle.pop() ?? (await new Promise<Db>((resolve) => this.#waiting.push(resolve)));
+    try {
+      return await db.all<T>(sql, params);
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next(db);
+      else this.#idle.push(db);
+    }
+  }
+
+  async get<T>(sql: string, params: Params = []): Promise<T | undefined> {
+    return (await this.all<T>(sql, params))[0];
+  }
+
+  async close(): Promise<void> {
+    for (const db of this.dbs) await db.close();
+  }
+}
+
 export class Stmt {
   constructor(readonly raw: sqlite3.Statement) {}
 

@@ -5,7 +5,7 @@
 // the ones before it, so state such as the current group stays exact.
 import { Framer, type Mode } from "./framer.js";
 import type { Reply } from "./reply.js";
-import { status } from "./reply.js";
+import { status, isStreamed, type Streamed } from "./reply.js";
 import { C } from "./codes.js";
 import type { NntpBackend, Permissions } from "./backend.js";
 import type { Group } from "../../storage/groups.js";
@@ -81,6 +81,9 @@ export class Session {
   #inFlightFull = false;
   /** The POST or IHAVE the framer is waiting on (it holds the bytes after it until the verdict). */
   #framerHolder: Slot | undefined;
+  /** A streamed reply (reply.ts) is being written; nothing after it is flushed meanwhile. */
+  #streaming = false;
+  #drainWaiter: (() => void) | undefined;
   /** Pending block waiters for commands followed by an article. */
   #blocks: ((b: Block) => void)[] = [];
   /** Blocks that arrived before their command started (it waits behind a serial one). */
@@ -141,6 +144,9 @@ export class Session {
 
   /** The socket took what was queued: go on with commands held back by back-pressure. */
   drained(): void {
+    const w = this.#drainWaiter;
+    this.#drainWaiter = undefined;
+    if (w) w();
     this.#pump();
   }
 
@@ -149,6 +155,7 @@ export class Session {
     const b = this.#ready.shift();
     if (b) {
       this.#readyBytes -= b.data.length;
+      this.#updateReading();
       return Promise.resolve(b);
     }
     return new Promise((resolve) => this.#blocks.push(resolve));
@@ -162,6 +169,8 @@ export class Session {
   resumeFramer(mode: "line" | "block"): void {
     this.#framerHolder = undefined;
     this.framer.resume(mode);
+    // reading may have paused on what was held meanwhile: the article's rest is still to come
+    this.#updateReading();
   }
 
   /** Sends a reply at once: for 340/335, which the client awaits before sending the article. */
@@ -174,6 +183,10 @@ export class Session {
   close(): void {
     this.closing = true;
     this.backend.releaseAll(this);
+    // a streamed reply waiting for room on a socket that is gone ends now
+    const w = this.#drainWaiter;
+    this.#drainWaiter = undefined;
+    if (w) w();
   }
 
   #onLine(text: string): Mode {
@@ -235,20 +248,30 @@ export class Session {
         this.#flush();
         if (this.closing) break;
         this.#startMore();
-      } while (this.#again || (this.#slots.length > 0 && this.#slots[0].done));
+      } while (this.#again || this.#headDone());
     } finally {
       this.#pumping = false;
     }
     this.#updateReading();
   }
 
+  #headDone(): boolean {
+    return this.#slots.length > 0 && this.#slots[0].done && !this.#streaming;
+  }
+
   #flush(): void {
     const out: (string | Buffer)[] = [];
-    while (this.#slots.length > 0 && this.#slots[0].done) {
+    while (this.#headDone()) {
+      const head = this.#slots[0];
+      if (isStreamed(head.reply)) {
+        if (out.length > 0) this.io.write(out.splice(0));
+        this.#stream(head, head.reply);
+        break;
+      }
       const s = this.#slots.shift()!;
       this.#started--;
       this.#heldReplyBytes -= s.replyBytes;
-      const r = s.reply!;
+      const r = s.reply as Exclude<Reply, Streamed>;
       if (Array.isArray(r)) out.push(...r);
       else out.push(r);
     }
@@ -269,6 +292,29 @@ export class Session {
       this.#started++;
       this.#start(s);
       if (s.serial) break;
+    }
+  }
+
+  /** Writes a streamed reply piece by piece, waiting for the socket to drain between pieces; then goes on. */
+  async #stream(s: Slot, r: Streamed): Promise<void> {
+    this.#streaming = true;
+    try {
+      for await (const piece of r.stream) {
+        if (this.closing) break;
+        this.io.write([piece]);
+        if (this.io.queued() > this.#maxOutput) await new Promise<void>((resolve) => (this.#drainWaiter = resolve));
+      }
+    } catch (err) {
+      // the status line is out: the only honest end is to close the connection
+      this.io.log("error", { err, client: this.client }, "streamed reply failed; closing the connection");
+      this.closing = true;
+      this.io.end();
+    } finally {
+      this.#streaming = false;
+      this.#slots.shift();
+      this.#started--;
+      this.#heldReplyBytes -= s.replyBytes;
+      this.#pump();
     }
   }
 
@@ -338,6 +384,7 @@ export class Session {
 }
 
 function replyBytes(r: Reply): number {
+  if (isStreamed(r)) return 0;
   if (Array.isArray(r)) {
     let n = 0;
     for (const p of r) n += p.length;

@@ -230,3 +230,12 @@ test("9. wildmats built to be slow do not freeze the node", { timeout: 60_000 },
   c.close();
   other.close();
 });
+
+test("an IHAVE whose article comes early and large, behind a command still running, is read to its end (found by the fuzzer)", async () => {
+  const c = await fresh();
+  const a = makeArticle({ body: `${"h".repeat(990)}\r\n`.repeat(400) });
+  // reading pauses while more than 64 KB wait on the IHAVE's verdict; after the 335 it must go on
+  c.send(Buffer.concat([Buffer.from(`STAT <y@z>\r\nIHAVE ${a.msgid}\r\n`), stuff(a.text), Buffer.from("STAT <m@x>\r\n")]));
+  assert.deepEqual((await lines(c, 4)).map((l) => l.slice(0, 3)), ["430", "335", "235", "430"]);
+  c.close();
+});

@@ -1,6 +1,6 @@
 // LIST and its keywords, NEWGROUPS, NEWNEWS (RFC 3977 §7.3, §7.4, §7.6, §8.4; RFC 6048).
 import { C } from "../codes.js";
-import { multiline, status } from "../reply.js";
+import { multiline, pagedLines, status } from "../reply.js";
 import { isWildmat, wildmat, wildmatError } from "../../article/wildmat.js";
 import { parseNntpDate } from "../../article/date.js";
 import { readerDenied } from "./select.js";
@@ -71,6 +71,9 @@ export const LIST: Command = {
   },
 };
 
+/** Articles read at a time for NEWNEWS, by the index on arrival time. */
+const NEWNEWS_PAGE = 1000;
+
 /** RFC 3977 §7.3.2: date time [GMT]; this server's time is UTC either way. */
 function since(args: string[]): number | undefined {
   if (args.length < 2 || args.length > 3) return undefined;
@@ -98,11 +101,12 @@ export const NEWNEWS: Command = {
     const bad = badWildmat(args[0]);
     if (bad) return bad;
     const m = wildmat(args[0]);
-    const rows = await s.backend.articles.arrivedSince(t);
-    return multiline(
-      C.NEWNEWS_OK,
-      "List of new articles follows",
-      rows.filter((r) => r.groups.split(",").some(m)).map((r) => r.msgid),
+    const from = t;
+    const rows = await s.backend.articles.arrivedSince(from, NEWNEWS_PAGE);
+    return pagedLines(
+      C.NEWNEWS_OK, "List of new articles follows", rows, NEWNEWS_PAGE,
+      (last) => s.backend.articles.arrivedSince(from, NEWNEWS_PAGE, last),
+      (r) => (r.groups.some(m) ? r.msgid : undefined),
     );
   },
 };

@@ -1,6 +1,6 @@
 // OVER/XOVER, HDR/XHDR and XPAT (RFC 3977 §8.3, §8.5; RFC 2980 §2.6, §2.9 for the X forms).
 import { C } from "../codes.js";
-import { multiline, status } from "../reply.js";
+import { multiline, pagedLines, status, type Reply } from "../reply.js";
 import { parseRange, type Range } from "./range.js";
 import { isMessageId } from "../../article/msgid.js";
 import { Headers, parseHeaders, text } from "../../article/headers.js";
@@ -52,11 +52,17 @@ export const OVER: Command = {
       if (!row) return status(C.NO_MSGID, `No such article ${t.msgid}`);
       return multiline(C.OVER_OK, "Overview information follows", [overLine({ ...row, number: 0 })]);
     }
-    const rows = await s.backend.articles.overview(s.group!.id, t.range.low, t.range.high);
+    const g = s.group!, high = t.range.high;
+    const rows = await s.backend.articles.overview(g.id, t.range.low, high, OVER_PAGE);
     if (rows.length === 0) return noneInRange(t, s);
-    return multiline(C.OVER_OK, "Overview information follows", rows.map(overLine));
+    return pagedLines(C.OVER_OK, "Overview information follows", rows, OVER_PAGE, (last) => s.backend.articles.overview(g.id, last.number + 1, high, OVER_PAGE), overLine);
   },
 };
+
+/** Overview rows read at a time: about 200 KB of reply. */
+const OVER_PAGE = 1000;
+/** Whole articles read at a time for HDR and XPAT on a header outside the overview. */
+const DATA_PAGE = 64;
 
 const OVERVIEW_HEADER: Record<string, (r: OverviewRow) => string> = {
   subject: (r) => r.subject,
@@ -71,27 +77,51 @@ const OVERVIEW_HEADER: Record<string, (r: OverviewRow) => string> = {
   lines: (r) => String(r.lines),
 };
 
-/** [number, value] for the field over the target; value undefined when the article lacks it. */
-async function fieldValues(s: Session, field: string, t: Exclude<Target, { kind: "error" }>): Promise<[number, string | undefined][] | undefined> {
+type Value = [number, string | undefined];
+
+/**
+ * The field over the target as a reply: `line` makes each [number, value]
+ * into a line, or undefined to leave it out (XPAT). A range is read page by
+ * page and streamed. undefined when a Message-ID names no article.
+ */
+async function fieldReply(
+  s: Session, field: string, t: Exclude<Target, { kind: "error" }>,
+  code: number, text: string, line: (v: Value) => string | undefined, emptyRange: () => Reply | undefined,
+): Promise<Reply | undefined> {
   const key = field.toLowerCase();
   const fromOverview = OVERVIEW_HEADER[key];
+  const lines = (vs: Value[]) => vs.map(line).filter((l): l is string => l !== undefined);
   if (t.kind === "msgid") {
     const a = await s.backend.articles.byMsgid(t.msgid);
     if (!a) return undefined;
+    let v: Value;
     if (fromOverview) {
       const row = await s.backend.articles.overviewById(a.id);
-      return row ? [[0, fromOverview(row) || undefined]] : undefined;
-    }
-    return [[0, headerOf(a.data, a.headerLen, key)]];
+      if (!row) return undefined;
+      v = [0, fromOverview(row) || undefined];
+    } else v = [0, headerOf(a.data, a.headerLen, key)];
+    return multiline(code, text, lines([v]));
   }
-  const g = s.group!;
+  const g = s.group!, high = t.range.high;
+  // pages of [number, value], each read after the number that ended the one before
+  let page: (low: number) => Promise<Value[]>;
+  let size: number;
   if (fromOverview) {
-    const rows = await s.backend.articles.overview(g.id, t.range.low, t.range.high);
-    return rows.map((r) => [r.number, fromOverview(r) || undefined]);
+    size = OVER_PAGE;
+    page = async (low) => (await s.backend.articles.overview(g.id, low, high, size)).map((r) => [r.number, fromOverview(r) || undefined]);
+  } else if (key.startsWith(":")) {
+    size = OVER_PAGE;
+    page = async (low) => (await s.backend.articles.numbers(g.id, low, high, size)).map((n) => [n, undefined]);
+  } else {
+    size = DATA_PAGE;
+    page = async (low) => (await s.backend.articles.dataRange(g.id, low, high, size)).map((r) => [r.number, headerOf(r.data, r.header_len, key)]);
   }
-  if (key.startsWith(":")) return (await s.backend.articles.numbers(g.id, t.range.low, t.range.high)).map((n) => [n, undefined]);
-  const rows = await s.backend.articles.dataRange(g.id, t.range.low, t.range.high);
-  return rows.map((r) => [r.number, headerOf(r.data, r.header_len, key)]);
+  const first = await page(t.range.low);
+  if (first.length === 0) {
+    const empty = emptyRange();
+    if (empty) return empty;
+  }
+  return pagedLines<Value>(code, text, first, size, (last) => page(last[0] + 1), line);
 }
 
 function headerOf(data: Buffer, headerLen: number, key: string): string | undefined {
@@ -109,12 +139,14 @@ export const HDR: Command = {
     if (args.length < 1 || args.length > 2) return status(C.SYNTAX, `Usage: ${verb} field [range|<message-id>]`);
     const t = target(s, args[1]);
     if (t.kind === "error") return t.reply;
-    const values = await fieldValues(s, args[0], t);
-    if (!values) return status(C.NO_MSGID, `No such article ${(t as { msgid: string }).msgid}`);
-    if (values.length === 0) return noneInRange(t, s);
     // RFC 3977 §8.5.2: an absent header is an empty value; XHDR (RFC 2980) says "(none)"
-    const lines = values.map(([n, v]) => `${n} ${v ?? (legacy ? "(none)" : "")}`);
-    return multiline(legacy ? C.HEAD : C.HDR_OK, legacy ? `${args[0]} fields follow` : "Headers follow", lines);
+    const reply = await fieldReply(
+      s, args[0], t,
+      legacy ? C.HEAD : C.HDR_OK, legacy ? `${args[0]} fields follow` : "Headers follow",
+      ([n, v]) => `${n} ${v ?? (legacy ? "(none)" : "")}`,
+      () => noneInRange(t, s),
+    );
+    return reply ?? status(C.NO_MSGID, `No such article ${(t as { msgid: string }).msgid}`);
   },
 };
 
@@ -131,9 +163,11 @@ export const XPAT: Command = {
     }
     const patterns = args.slice(2).map(pattern);
     const match = (v: string) => patterns.some((p) => p(v));
-    const values = await fieldValues(s, args[0], t);
-    if (!values) return status(C.NO_MSGID, `No such article ${(t as { msgid: string }).msgid}`);
-    const lines = values.filter(([, v]) => v !== undefined && match(v)).map(([n, v]) => `${n} ${v}`);
-    return multiline(C.HEAD, `${args[0]} matches follow`, lines);
+    const reply = await fieldReply(
+      s, args[0], t, C.HEAD, `${args[0]} matches follow`,
+      ([n, v]) => (v !== undefined && match(v) ? `${n} ${v}` : undefined),
+      () => undefined,
+    );
+    return reply ?? status(C.NO_MSGID, `No such article ${(t as { msgid: string }).msgid}`);
   },
 };

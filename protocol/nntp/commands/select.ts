@@ -1,11 +1,14 @@
 // GROUP, LISTGROUP, NEXT, LAST (RFC 3977 §6.1).
 import { C } from "../codes.js";
-import { multiline, status } from "../reply.js";
+import { pagedLines, status } from "../reply.js";
 import { parseRange } from "./range.js";
 import { isNewsgroupName } from "../../article/newsgroups.js";
 import type { Command } from "./types.js";
 import type { Session } from "../session.js";
 import type { Group } from "../../../storage/groups.js";
+
+/** Article numbers read at a time for LISTGROUP. */
+const NUMBERS_PAGE = 10_000;
 
 export function readerDenied(s: Session): string | undefined {
   return s.perms.read ? undefined : status(C.DENIED, `Reading not permitted from ${s.client}`);
@@ -53,12 +56,14 @@ export const LISTGROUP: Command = {
     const range = args[1] !== undefined ? parseRange(args[1]) : { low: 1, high: Number.MAX_SAFE_INTEGER };
     if (!range) return status(C.SYNTAX, `Invalid range ${args[1]}`);
     select(s, g);
-    const numbers = await s.backend.articles.numbers(g.id, range.low, range.high);
+    const group = g, high = range.high;
+    const numbers = await s.backend.articles.numbers(g.id, range.low, high, NUMBERS_PAGE);
     if (g.count > 0) {
       const first = await s.backend.articles.next(g.id, 0);
       s.article = first?.number;
     }
-    return multiline(C.GROUP_OK, `${summary(g)} list follows`, numbers.map(String));
+    // a group of millions is listed page by page as the client reads
+    return pagedLines(C.GROUP_OK, `${summary(g)} list follows`, numbers, NUMBERS_PAGE, (last) => s.backend.articles.numbers(group.id, last + 1, high, NUMBERS_PAGE), String);
   },
 };
 

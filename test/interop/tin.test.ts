@@ -6,15 +6,40 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync, chmodSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startNode, tempDir, type TestNode } from "../helpers/node.js";
 import { RawClient, stuff } from "../helpers/client.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const SETUP = join(root, "test", "interop", "newsreader-setup.sh");
-const SOCKET = `tidings-test-${process.pid}`; // a tmux server of our own
+// the script stays in the source tree: beside dist/ when compiled there, or
+// under the working folder when compiled elsewhere (tsc --outDir /tmp/...)
+const here = dirname(fileURLToPath(import.meta.url));
+const SETUP = [join(here, "..", "..", "..", "test", "interop"), join(process.cwd(), "test", "interop"), here]
+  .map((d) => join(d, "newsreader-setup.sh"))
+  .find((f) => existsSync(f)) ?? join(here, "..", "..", "..", "test", "interop", "newsreader-setup.sh");
+
+// tmux is driven through a server of our own: its socket and configuration in
+// the test's folder, so neither ~/.tmux.conf nor /tmp/tmux-UID nor another
+// server has a say. The server is started once, before the tests, and lives
+// until after() kills it: with tmux's default (exit-empty on) it exits as soon
+// as its last session ends, and a client that connects while it is exiting is
+// dropped with "server exited unexpectedly". That is what made this test fail
+// at random: close() killed the only session and the next start() met the
+// dying server (issue 12).
+let SOCKET: string;
+let CONF: string;
+const TMUX_CONF = [
+  "set -s exit-empty off", // the server stays up with no session; after() ends it
+  "set -wg remain-on-exit on", // a pane whose tin exited stays, to be read
+  "set -wg alternate-screen off", // and tin's last words stay on it (tin clears an alternate screen on exit)
+  "",
+].join("\n");
+
+function tmux(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync("tmux", ["-S", SOCKET, "-f", CONF, ...args], { encoding: "utf8", timeout: 10_000 });
+  return { status: r.status, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? String(r.error) : "") };
+}
 
 let node: TestNode;
 let dir: string;
@@ -26,6 +51,14 @@ before(async () => {
   assert.equal(r.status, 0, `newsreader-setup.sh: ${r.stdout}${r.stderr}`);
   node = await startNode();
   dir = tempDir("tidings-tin-");
+  SOCKET = join(dir, "tmux.sock");
+  CONF = join(dir, "tmux.conf");
+  writeFileSync(CONF, TMUX_CONF);
+  const started = tmux(["start-server"]);
+  assert.equal(started.status, 0, `tmux start-server: ${started.stderr}`);
+  // the server answers, with our configuration in force
+  const shown = tmux(["show-options", "-s", "exit-empty"]);
+  assert.equal(shown.stdout.trim(), "exit-empty off", `tmux server at ${SOCKET} did not answer as configured: ${shown.stdout}${shown.stderr}`);
   const { client } = await RawClient.connect(node.port);
   assert.match(await client.cmd("POST"), /^340/);
   client.send(stuff(`From: Root Poster <root@example.org>\r\nNewsgroups: local.test\r\nSubject: ${ROOT_SUBJECT}\r\n\r\nroot body line\r\n\xe9t\xe9 is summer\r\n`));
@@ -36,7 +69,7 @@ before(async () => {
 });
 
 after(async () => {
-  spawnSync("tmux", ["-L", SOCKET, "kill-server"]);
+  if (SOCKET) tmux(["kill-server"]);
   await node?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -59,6 +92,9 @@ function tin(env: Record<string, string>, args: string[]): { code: number; out: 
   return { code: r.status ?? -1, out: (r.stdout ?? "") + (r.stderr ?? "") };
 }
 
+/** A screen for a message: without the blank lines around what is on it. */
+const trim = (screen: string) => screen.replace(/^\s*\n/, "").trimEnd();
+
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** tin in a tmux pane: keys in, screen text out. */
@@ -66,37 +102,73 @@ class Screen {
   constructor(readonly name: string) {}
 
   static start(name: string, env: Record<string, string>, args: string[]): Screen {
-    const cmd = `env ${Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`).join(" ")} tin -r -p ${node.port} ${args.map(quote).join(" ")}; sleep 600`;
-    const r = spawnSync("tmux", ["-L", SOCKET, "new-session", "-d", "-s", name, "-x", "120", "-y", "40", cmd], { encoding: "utf8" });
-    assert.equal(r.status, 0, r.stderr);
+    // exec: the pane's process is tin itself, so the pane dies with tin's own status
+    const cmd = `exec env ${Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`).join(" ")} tin -r -p ${node.port} ${args.map(quote).join(" ")}`;
+    const r = tmux(["new-session", "-d", "-s", name, "-x", "120", "-y", "40", cmd]);
+    assert.equal(r.status, 0, `tmux new-session for tin (${name}): ${r.stderr}`);
     return new Screen(name);
   }
 
+  /** Runs a tmux command on this pane; a tmux failure fails the test with tmux's words. */
+  private run(args: string[], what: string): string {
+    const r = tmux(args);
+    assert.equal(r.status, 0, `tmux ${what} on ${this.name}: ${r.stderr}`);
+    return r.stdout;
+  }
+
   text(): string {
-    return spawnSync("tmux", ["-L", SOCKET, "capture-pane", "-p", "-t", this.name], { encoding: "utf8" }).stdout;
+    return this.run(["capture-pane", "-p", "-t", this.name], "capture-pane");
+  }
+
+  /** tin's exit status once it has exited, else null. */
+  exitStatus(): string | null {
+    const [dead, status] = this.run(["display-message", "-p", "-t", this.name, "#{pane_dead} #{pane_dead_status}"], "display-message").trim().split(" ");
+    return dead === "1" ? status ?? "?" : null;
   }
 
   keys(...keys: string[]): void {
-    spawnSync("tmux", ["-L", SOCKET, "send-keys", "-t", this.name, ...keys]);
+    this.run(["send-keys", "-t", this.name, ...keys], "send-keys");
   }
 
   /** Types text literally (no key names). */
   type(text: string): void {
-    spawnSync("tmux", ["-L", SOCKET, "send-keys", "-l", "-t", this.name, text]);
+    this.run(["send-keys", "-l", "-t", this.name, text], "send-keys -l");
   }
 
   async waitFor(re: RegExp, what: string, ms = 15_000): Promise<string> {
     const end = Date.now() + ms;
     for (;;) {
+      const exited = this.exitStatus();
       const t = this.text();
       if (re.test(t)) return t;
-      if (Date.now() > end) assert.fail(`tin never showed ${what} (${re}); the screen:\n${t}`);
+      if (exited !== null) assert.fail(`tin exited with status ${exited} before it showed ${what} (${re}); its last screen:\n${trim(t)}`);
+      if (Date.now() > end) assert.fail(`tin never showed ${what} (${re}); the screen:\n${trim(t)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
 
-  close(): void {
-    spawnSync("tmux", ["-L", SOCKET, "kill-session", "-t", this.name]);
+  /** Ends the session; a tin that outlives the hangup (it can, while still connecting) is killed. */
+  async close(): Promise<void> {
+    const pid = Number(tmux(["display-message", "-p", "-t", this.name, "#{?pane_dead,,#{pane_pid}}"]).stdout.trim());
+    tmux(["kill-session", "-t", this.name]);
+    if (!pid) return;
+    const end = Date.now() + 2_000;
+    for (;;) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        return; // gone
+      }
+      if (Date.now() > end) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone after all
+        }
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 }
 
@@ -190,7 +262,7 @@ test("in tin: list the groups, open one, read, follow up, start a thread, see th
     const fresh = await waitForArticle((o) => o.subject === "A new thread from tin", "tin's new thread");
     assert.equal(fresh.refs, "");
   } finally {
-    s.close();
+    await s.close();
   }
 
   // a second start reads the group again: the follow-up hangs under its parent
@@ -208,6 +280,6 @@ test("in tin: list the groups, open one, read, follow up, start a thread, see th
     assert.match(thread, new RegExp(`${ROOT_SUBJECT}\\s+Root Poster`));
     assert.match(thread, /`->\s+Tin Tester/, "the follow-up under its parent");
   } finally {
-    again.close();
+    await again.close();
   }
 });

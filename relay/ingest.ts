@@ -2,7 +2,7 @@
 // IHAVE, TAKETHIS, later feeds and gateways): parse, validate (RFC 5536),
 // policy, Path, dedup, commit. Only a committed article is "accepted".
 import { randomBytes } from "node:crypto";
-import { HeaderError, Headers, parseHeaders, unfold, clip, printable, text } from "../protocol/article/headers.js";
+import { HeaderError, Headers, parseHeaders, unfold, clip, printable, text, trimWsp } from "../protocol/article/headers.js";
 import { mailboxListError } from "../protocol/article/mailbox.js";
 import { isMessageId } from "../protocol/article/msgid.js";
 import { parseNewsgroups } from "../protocol/article/newsgroups.js";
@@ -180,7 +180,7 @@ export class Ingest {
 
     // Policy: which groups here carry it, and which peers get it.
     const carried = groups.filter((g) => this.storage.groups.get(g));
-    const distribution = h.get("distribution")?.split(",").map((d) => d.trim()).filter(Boolean);
+    const distribution = h.get("distribution")?.split(",").map(trimWsp).filter(Boolean);
     const route = { groups, distribution, bytes: raw.length, path: pathIdentities(h.get("path")!), from: source.peer };
     const peers = this.opts.peers.filter((p) => wants(p, route)).map((p) => p.id);
     if (carried.length === 0 && (post || peers.length === 0)) throw new Refuse(`No carried newsgroups in ${show(newsgroups)}`);

@@ -101,7 +101,16 @@ export function text(binary: string): string {
 
 /** The value as a single line: unfolded (RFC 5322 §2.2.3) and trimmed. */
 export function unfold(raw: string): string {
-  return raw.replace(/\r\n(?=[ \t])/g, "").trim();
+  return trimWsp(raw.replace(/\r\n(?=[ \t])/g, ""));
+}
+
+/**
+ * Trims RFC 5322 white space only. String.prototype.trim() would also take
+ * U+00A0, which in a binary header string is the octet 0xA0: the last byte
+ * of a UTF-8 "à" (C3 A0).
+ */
+export function trimWsp(s: string): string {
+  return s.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, "");
 }
 
 export function clip(s: string, n = 60): string {

@@ -12,7 +12,7 @@ export function isNewsgroupName(name: string): boolean {
 export function parseNewsgroups(value: string): string[] {
   const out: string[] = [];
   for (const part of value.split(",")) {
-    const name = part.trim();
+    const name = part.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ""); // not trim(): 0xA0 is no space here
     if (!isNewsgroupName(name)) throw new Error(`Invalid newsgroup name "${name}" in Newsgroups`);
     if (!out.includes(name)) out.push(name);
   }

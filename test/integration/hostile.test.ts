@@ -152,6 +152,12 @@ test("5. 8-bit header bytes are kept byte for byte, on POST and on transit", asy
   const u = (await c.line()).split(" ").pop()!;
   assert.match(await c.cmd(`HDR Subject ${u}`), /^225 /);
   assert.deepEqual(await c.lines(), ["0 Grüße"]);
+  // a UTF-8 "à" ends in the octet 0xA0, which String.trim() takes for a space
+  assert.match(await c.cmd("POST"), /^340/);
+  c.send(stuff(Buffer.from(post("voilà"), "utf8")));
+  const v = (await c.line()).split(" ").pop()!;
+  assert.match(await c.cmd(`OVER ${v}`), /^224 /);
+  assert.equal((await c.lines())[0].split("\t")[1], "voilà");
   c.close();
 });
 

@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Framer, type Mode } from "../../protocol/nntp/framer.js";
 import { stuffBlock } from "../../protocol/nntp/reply.js";
-import { wildmat, pattern } from "../../protocol/article/wildmat.js";
 import { isMessageId } from "../../protocol/article/msgid.js";
 import { isNewsgroupName, parseNewsgroups } from "../../protocol/article/newsgroups.js";
 import { pathIdentities, pathNames } from "../../protocol/article/path.js";
@@ -102,19 +101,6 @@ test("property: any body, stuffed and cut anywhere, comes back byte for byte", (
     ),
     { numRuns: 300 },
   );
-});
-
-test("wildmat: RFC 3977 §4 forms, negation, last match wins", () => {
-  assert.ok(wildmat("comp.*")("comp.lang.c"));
-  assert.ok(!wildmat("comp.*")("alt.comp"));
-  assert.ok(wildmat("*,!local.*")("comp.x"));
-  assert.ok(!wildmat("*,!local.*")("local.test"));
-  assert.ok(wildmat("*,!local.*,local.test")("local.test"));
-  assert.ok(wildmat("a?c")("abc") && !wildmat("a?c")("abbc"));
-  assert.ok(wildmat("[abc]x")("bx") && !wildmat("[abc]x")("dx"));
-  assert.ok(wildmat("[^abc]x")("dx") && !wildmat("[^abc]x")("ax"));
-  assert.ok(!wildmat("")("anything"));
-  assert.ok(pattern("*foo, bar*")("a foo, bar b"), "XPAT patterns take commas literally");
 });
 
 test("Message-ID, newsgroup name and Path syntax", () => {

@@ -15,7 +15,7 @@ const no = (p: string, ...ss: string[]) => {
   for (const s of ss) assert.ok(!m(s), `${p} should not match ${JSON.stringify(s)}`);
 };
 
-test("wildmat: the assertions of codec.test.ts", () => {
+test("wildmat: RFC 3977 §4 forms, negation, last match wins", () => {
   assert.ok(wildmat("comp.*")("comp.lang.c"));
   assert.ok(!wildmat("comp.*")("alt.comp"));
   assert.ok(wildmat("*,!local.*")("comp.x"));

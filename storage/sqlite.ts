@@ -92,15 +92,26 @@ export interface Reader {
 export class ReadPool implements Reader {
   #idle: Db[];
   #waiting: ((db: Db) => void)[] = [];
+  /** Each connection's statements, prepared once: the reads use a few fixed texts. */
+  #prepared = new Map<Db, Map<string, Promise<Stmt>>>();
 
   constructor(readonly dbs: Db[]) {
     this.#idle = [...dbs];
+    for (const db of dbs) this.#prepared.set(db, new Map());
   }
 
   async all<T>(sql: string, params: Params = []): Promise<T[]> {
     const db = this.#idle.pop() ?? (await new Promise<Db>((resolve) => this.#waiting.push(resolve)));
     try {
-      return await db.all<T>(sql, params);
+      // only this caller uses the connection (and so its statements) until it is given back
+      const stmts = this.#prepared.get(db)!;
+      let st = stmts.get(sql);
+      if (!st) {
+        st = db.prepare(sql);
+        stmts.set(sql, st);
+        st.catch(() => stmts.delete(sql));
+      }
+      return await (await st).all<T>(params);
     } finally {
       const next = this.#waiting.shift();
       if (next) next(db);

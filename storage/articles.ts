@@ -1,5 +1,5 @@
 // Reading articles and their overview, by number in a group or by Message-ID.
-import type { Reader } from "./sqlite.js";
+import { chunkSizes, type Reader } from "./sqlite.js";
 
 export interface OverviewRow {
   number: number;
@@ -32,15 +32,89 @@ export interface StoredArticle {
 
 const OVER_COLS = "a.id, a.msgid, a.subject, a.author, a.date, a.refs, a.bytes, a.lines, a.xref, a.arrived";
 
-export class Articles {
-  constructor(private readonly db: Reader) {}
+/**
+ * Lookups asked in the same turn of the event loop, answered together: a
+ * pipelined ARTICLE run asks for several articles at once, and one query for
+ * all of them costs one trip through SQLite's thread instead of one each.
+ * Each query is made after every request in it, so it sees every commit made
+ * before any of them was asked.
+ */
+class Batched<K, V> {
+  #pending = new Map<K, { resolve: (v: V | undefined) => void; reject: (e: unknown) => void }[]>();
 
-  async byMsgid(msgid: string): Promise<StoredArticle | undefined> {
-    const r = await this.db.get<{ id: number; data: Buffer; header_len: number }>(
-      "SELECT h.article AS id, a.data, a.header_len FROM history h JOIN articles a ON a.id = h.article WHERE h.msgid = ? AND h.status = 1",
-      [msgid],
-    );
-    return r && { id: r.id, msgid, data: r.data, headerLen: r.header_len };
+  constructor(private readonly fetch: (keys: K[]) => Promise<Map<K, V>>) {}
+
+  get(key: K): Promise<V | undefined> {
+    return new Promise((resolve, reject) => {
+      if (this.#pending.size === 0) queueMicrotask(() => void this.#run());
+      const list = this.#pending.get(key);
+      if (list) list.push({ resolve, reject });
+      else this.#pending.set(key, [{ resolve, reject }]);
+    });
+  }
+
+  async #run(): Promise<void> {
+    const pending = this.#pending;
+    this.#pending = new Map();
+    try {
+      const found = await this.fetch([...pending.keys()]);
+      for (const [k, ws] of pending) for (const w of ws) w.resolve(found.get(k));
+    } catch (err) {
+      for (const ws of pending.values()) for (const w of ws) w.reject(err);
+    }
+  }
+}
+
+/** Rows asked for in one statement at most; statement texts exist for powers of two up to it. */
+const BATCH = 32;
+
+export class Articles {
+  #byMsgid: Batched<string, StoredArticle>;
+  #byNumber: Batched<string, StoredArticle & { number: number }>;
+
+  constructor(private readonly db: Reader) {
+    this.#byMsgid = new Batched(async (ids) => {
+      const out = new Map<string, StoredArticle>();
+      let i = 0;
+      for (const n of chunkSizes(ids.length, BATCH)) {
+        const part = ids.slice(i, (i += n));
+        const rows = await this.db.all<{ msgid: string; id: number; data: Buffer; header_len: number }>(
+          `SELECT h.msgid, h.article AS id, a.data, a.header_len FROM history h JOIN articles a ON a.id = h.article
+           WHERE h.msgid IN (${"?,".repeat(n - 1)}?) AND h.status = 1`,
+          part,
+        );
+        for (const r of rows) out.set(r.msgid, { id: r.id, msgid: r.msgid, data: r.data, headerLen: r.header_len });
+      }
+      return out;
+    });
+    // keys are "group:number"; one query per group and chunk
+    this.#byNumber = new Batched(async (keys) => {
+      const out = new Map<string, StoredArticle & { number: number }>();
+      const byGroup = new Map<number, number[]>();
+      for (const k of keys) {
+        const [g, n] = k.split(":").map(Number);
+        const list = byGroup.get(g);
+        if (list) list.push(n);
+        else byGroup.set(g, [n]);
+      }
+      for (const [g, numbers] of byGroup) {
+        let i = 0;
+        for (const n of chunkSizes(numbers.length, BATCH)) {
+          const part = numbers.slice(i, (i += n));
+          const rows = await this.db.all<{ number: number; id: number; msgid: string; data: Buffer; header_len: number }>(
+            `SELECT g.number, a.id, a.msgid, a.data, a.header_len FROM group_articles g JOIN articles a ON a.id = g.article
+             WHERE g.group_id = ? AND g.number IN (${"?,".repeat(n - 1)}?)`,
+            [g, ...part],
+          );
+          for (const r of rows) out.set(`${g}:${r.number}`, { number: r.number, id: r.id, msgid: r.msgid, data: r.data, headerLen: r.header_len });
+        }
+      }
+      return out;
+    });
+  }
+
+  byMsgid(msgid: string): Promise<StoredArticle | undefined> {
+    return this.#byMsgid.get(msgid);
   }
 
   async exists(msgid: string): Promise<boolean> {
@@ -64,13 +138,9 @@ export class Articles {
     );
   }
 
-  /** The article filed as `number` in the group, bytes and all, in one query. */
-  async fullAtNumber(groupId: number, number: number): Promise<StoredArticle | undefined> {
-    const r = await this.db.get<{ id: number; msgid: string; data: Buffer; header_len: number }>(
-      "SELECT a.id, a.msgid, a.data, a.header_len FROM group_articles g JOIN articles a ON a.id = g.article WHERE g.group_id = ? AND g.number = ?",
-      [groupId, number],
-    );
-    return r && { id: r.id, msgid: r.msgid, data: r.data, headerLen: r.header_len };
+  /** The article filed as `number` in the group, bytes and all; asked together with others (Batched). */
+  fullAtNumber(groupId: number, number: number): Promise<StoredArticle | undefined> {
+    return this.#byNumber.get(`${groupId}:${number}`);
   }
 
   async msgidOf(id: number): Promise<string | undefined> {

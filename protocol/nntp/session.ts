@@ -53,7 +53,7 @@ interface Slot {
 }
 
 /** Articles read at once by one session's pipelined ARTICLE/HEAD/BODY. */
-const MAX_HEAVY = 8;
+const MAX_HEAVY = 32;
 const DEFAULT_MAX_OUTPUT = 1 << 20;
 /** Bytes held while waiting to answer POST/IHAVE (a client that sends the article early) before reading pauses. */
 const MAX_HELD_WHILE_WAITING = 64 * 1024;

@@ -46,14 +46,16 @@ export function makeArticle(tag: string, i: number, bodyBytes: number, group: st
 
 export async function feed(o: FeedOptions): Promise<FeedResult> {
   const per = Math.ceil(o.count / o.connections);
-  const started = process.hrtime.bigint();
-  const parts = await Promise.all(
+  // make the articles and open the connections first: the clock covers the feed only
+  const ready = await Promise.all(
     Array.from({ length: o.connections }, (_, c) => {
       const from = c * per;
       const to = Math.min(o.count, from + per);
-      return feedOne(o, from, to);
+      return openOne(o, from, to);
     }),
   );
+  const started = process.hrtime.bigint();
+  const parts = await Promise.all(ready.map((go) => go()));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const r: FeedResult = { offered: 0, accepted: 0, refused: 0, deferred: 0, seconds, bytes: 0, acked: [] };
   for (const p of parts) {
@@ -67,9 +69,10 @@ export async function feed(o: FeedOptions): Promise<FeedResult> {
   return r;
 }
 
-async function feedOne(o: FeedOptions, from: number, to: number): Promise<Omit<FeedResult, "seconds">> {
+/** Makes the articles and opens the connection; the function returned feeds them. */
+async function openOne(o: FeedOptions, from: number, to: number): Promise<() => Promise<Omit<FeedResult, "seconds">>> {
   const r = { offered: 0, accepted: 0, refused: 0, deferred: 0, bytes: 0, acked: [] as string[] };
-  if (to <= from) return r;
+  if (to <= from) return async () => r;
   const articles = new Map<string, Buffer>();
   const order: string[] = [];
   for (let i = from; i < to; i++) {
@@ -109,74 +112,76 @@ async function feedOne(o: FeedOptions, from: number, to: number): Promise<Omit<F
   const mode = await next();
   if (!mode.startsWith("203")) throw new Error(`MODE STREAM refused: ${mode}`);
 
-  await new Promise<void>((resolve, reject) => {
-    let nextIndex = 0;
-    let outstanding = 0;
-    let done = 0;
-    const total = order.length;
-    const timer = setTimeout(() => reject(new Error(`feed timed out after ${done}/${total}`)), o.timeoutMs ?? 600_000);
-    const gone = () => {
-      clearTimeout(timer);
-      if (o.tolerateClose) resolve();
-      else reject(new Error(`connection closed after ${done}/${total}`));
-    };
-    socket.on("close", gone);
-    socket.on("error", () => {});
-    const offerMore = () => {
-      let out = "";
-      while (outstanding < o.window && nextIndex < total) {
-        out += `CHECK ${order[nextIndex++]}\r\n`;
-        outstanding++;
-        r.offered++;
-      }
-      if (out) socket.write(out);
-    };
-    const finishOne = () => {
-      done++;
-      if (done === total) {
+  return async () => {
+    await new Promise<void>((resolve, reject) => {
+      let nextIndex = 0;
+      let outstanding = 0;
+      let done = 0;
+      const total = order.length;
+      const timer = setTimeout(() => reject(new Error(`feed timed out after ${done}/${total}`)), o.timeoutMs ?? 600_000);
+      const gone = () => {
         clearTimeout(timer);
-        socket.off("close", gone);
-        resolve();
-      }
-    };
-    onLine = (l) => {
-      const code = l.slice(0, 3);
-      const id = l.split(" ")[1];
-      switch (code) {
-        case "238": {
-          const wire = articles.get(id)!;
-          socket.write(`TAKETHIS ${id}\r\n`);
-          socket.write(wire);
-          r.bytes += wire.length;
-          break;
+        if (o.tolerateClose) resolve();
+        else reject(new Error(`connection closed after ${done}/${total}`));
+      };
+      socket.on("close", gone);
+      socket.on("error", () => {});
+      const offerMore = () => {
+        let out = "";
+        while (outstanding < o.window && nextIndex < total) {
+          out += `CHECK ${order[nextIndex++]}\r\n`;
+          outstanding++;
+          r.offered++;
         }
-        case "239":
-          r.accepted++;
-          r.acked.push(id);
-          o.onAck?.(id);
-          outstanding--;
-          finishOne();
-          break;
-        case "438":
-        case "439":
-          r.refused++;
-          outstanding--;
-          finishOne();
-          break;
-        case "431":
-          r.deferred++;
-          outstanding--;
-          finishOne();
-          break;
-        default:
+        if (out) socket.write(out);
+      };
+      const finishOne = () => {
+        done++;
+        if (done === total) {
           clearTimeout(timer);
-          reject(new Error(`unexpected reply: ${l}`));
-          return;
-      }
+          socket.off("close", gone);
+          resolve();
+        }
+      };
+      onLine = (l) => {
+        const code = l.slice(0, 3);
+        const id = l.split(" ")[1];
+        switch (code) {
+          case "238": {
+            const wire = articles.get(id)!;
+            socket.write(`TAKETHIS ${id}\r\n`);
+            socket.write(wire);
+            r.bytes += wire.length;
+            break;
+          }
+          case "239":
+            r.accepted++;
+            r.acked.push(id);
+            o.onAck?.(id);
+            outstanding--;
+            finishOne();
+            break;
+          case "438":
+          case "439":
+            r.refused++;
+            outstanding--;
+            finishOne();
+            break;
+          case "431":
+            r.deferred++;
+            outstanding--;
+            finishOne();
+            break;
+          default:
+            clearTimeout(timer);
+            reject(new Error(`unexpected reply: ${l}`));
+            return;
+        }
+        offerMore();
+      };
       offerMore();
-    };
-    offerMore();
-  });
-  socket.end("QUIT\r\n");
-  return r;
+    });
+    socket.end("QUIT\r\n");
+    return r;
+  };
 }

@@ -3,8 +3,7 @@
 // INN (innd + innfeed into the same receiver), in one run.
 import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { SANDBOX } from "./paths.js";
 import { freePort } from "../test/helpers/mesh.js";
 import { Receiver } from "./receiver.js";
 import { feed, makeArticle } from "./feeder.js";
@@ -12,8 +11,6 @@ import { startNode, tempDir } from "../test/helpers/node.js";
 import { Mesh, chain } from "../test/helpers/mesh.js";
 import { NntpConnection } from "../relay/feeds/connection.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const SANDBOX = join(root, "test", "interop", "inn-sandbox.sh");
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);

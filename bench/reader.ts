@@ -1,28 +1,53 @@
 // Reader-side benchmark client: OVER in chunks as newsreaders ask, and
 // pipelined ARTICLE by number. Works against tidings and INN's nnrpd alike.
+//
+// Responses are parsed synchronously as data arrives (no promise per
+// response) and ARTICLE keeps a sliding window of commands in flight, so the
+// client stays well below a core; its CPU is measured and reported with the
+// figures, as is the server's when a pid is given.
 import net from "node:net";
+import { procCpuSeconds } from "./feed-procs.js";
 
+const CRLF_DOT_CRLF = Buffer.from("\r\n.\r\n");
+
+/** One reader connection; a response is a status line, plus a dot-terminated block for multi-line codes. */
 class Conn {
   #buf: Buffer = Buffer.alloc(0);
+  /** Where to resume the search for the end of the current response. */
+  #scan = 0;
+  #onResponse?: (status: string, lines: number) => void;
+  #multi: (status: string) => boolean = () => false;
+  #countLines = false;
   #wait?: () => void;
+  #closed = false;
+
   constructor(readonly s: net.Socket) {
     s.on("data", (d: Buffer) => {
       this.#buf = this.#buf.length ? Buffer.concat([this.#buf, d]) : d;
+      if (this.#onResponse) this.#drain();
       const w = this.#wait;
       this.#wait = undefined;
       w?.();
     });
+    s.on("close", () => {
+      this.#closed = true;
+      const w = this.#wait;
+      this.#wait = undefined;
+      w?.();
+    });
+    s.on("error", () => {});
   }
+
   static async open(host: string, port: number): Promise<Conn> {
     const s = net.connect(port, host);
+    s.setNoDelay(true);
     await new Promise<void>((r, j) => (s.once("connect", r), s.once("error", j)));
     const c = new Conn(s);
     await c.line();
     return c;
   }
-  async #more(): Promise<void> {
-    await new Promise<void>((r) => (this.#wait = r));
-  }
+
+  /** A single status line, for the set-up commands. */
   async line(): Promise<string> {
     for (;;) {
       const i = this.#buf.indexOf("\r\n");
@@ -31,79 +56,213 @@ class Conn {
         this.#buf = this.#buf.subarray(i + 2);
         return l;
       }
-      await this.#more();
+      if (this.#closed) throw new Error("connection closed");
+      await new Promise<void>((r) => (this.#wait = r));
     }
   }
-  /** Reads a dot-terminated block; returns its line count. */
-  async block(): Promise<number> {
+
+  /** Calls `fn` for every complete response from now on; `multi` says which status codes carry a block. */
+  stream(multi: (status: string) => boolean, countLines: boolean, fn: (status: string, lines: number) => void): void {
+    this.#multi = multi;
+    this.#countLines = countLines;
+    this.#onResponse = fn;
+    this.#scan = 0;
+    this.#drain();
+  }
+
+  unstream(): void {
+    this.#onResponse = undefined;
+  }
+
+  #drain(): void {
+    const b = this.#buf;
+    let at = 0;
     for (;;) {
-      if (this.#buf.length >= 3 && this.#buf[0] === 0x2e && this.#buf[1] === 0x0d && this.#buf[2] === 0x0a) {
-        this.#buf = this.#buf.subarray(3);
-        return 0;
+      const eol = b.indexOf("\r\n", at);
+      if (eol < 0) break;
+      const status = b.toString("latin1", at, Math.min(eol, at + 3));
+      if (!this.#multi(status)) {
+        at = eol + 2;
+        this.#scan = 0;
+        this.#onResponse!(status, 0);
+        if (!this.#onResponse) break;
+        continue;
       }
-      const i = this.#buf.indexOf("\r\n.\r\n");
-      if (i >= 0) {
-        let n = 1;
-        for (let j = this.#buf.indexOf("\r\n"); j >= 0 && j < i; j = this.#buf.indexOf("\r\n", j + 2)) n++;
-        this.#buf = this.#buf.subarray(i + 5);
-        return n;
+      // the block's terminator: "\r\n.\r\n" from the status line's own CRLF on
+      const from = Math.max(eol, this.#scan);
+      const end = b.indexOf(CRLF_DOT_CRLF, from);
+      if (end < 0) {
+        this.#scan = Math.max(eol, b.length - 4); // resume there when more arrives
+        break;
       }
-      await this.#more();
+      let lines = 0;
+      if (this.#countLines) for (let j = b.indexOf("\r\n", eol + 2); j >= 0 && j <= end; j = b.indexOf("\r\n", j + 2)) lines++;
+      at = end + 5;
+      this.#scan = 0;
+      this.#onResponse!(status, lines);
+      if (!this.#onResponse) break;
     }
+    this.#buf = at ? b.subarray(at) : b;
+    if (at) this.#scan = Math.max(0, this.#scan - at);
   }
+
   send(s: string): void {
-    this.s.write(s);
+    this.s.write(s, "latin1");
   }
+
   close(): void {
     this.s.destroy();
   }
 }
 
+export interface ReaderPhase {
+  /** Lines of overview, or articles, per second. */
+  perSecond: number;
+  seconds: number;
+  /** Client (this process) CPU as a share of one core during the phase. */
+  clientShare: number;
+  /** Server CPU as a share of one core during the phase, when its pid is known. */
+  serverShare?: number;
+  /** Server CPU per line / per article, in microseconds. */
+  serverUsPerItem?: number;
+}
+
 export interface ReaderResult {
   overLinesPerSecond: number;
   articlesPerSecond: number;
+  /** OVER, one command at a time (as tin and slrn fetch a group's overview). */
+  over: ReaderPhase;
+  /** OVER with `overWindow` commands in flight. */
+  overPipelined: ReaderPhase;
+  /** ARTICLE by number, `window` in flight. */
+  article: ReaderPhase;
+  /** Median milliseconds per OVER command when one at a time. */
+  overMedianMs: number;
 }
 
-export async function readBench(host: string, port: number, group: string, seconds = 3): Promise<ReaderResult> {
+export interface ReaderOptions {
+  /** Seconds per phase. */
+  seconds?: number;
+  /** ARTICLE commands in flight. */
+  window?: number;
+  /** OVER commands in flight in the pipelined OVER phase. */
+  overWindow?: number;
+  /** OVER range per command. */
+  overChunk?: number;
+  /** The process serving this connection (asked after MODE READER: INN hands the connection to an nnrpd). */
+  serverPid?: () => number | undefined;
+}
+
+interface Timed {
+  items: number;
+  wall: number;
+  client: number;
+  server: number;
+}
+
+async function timed(seconds: number, serverPid: number | undefined, body: (deadline: number, done: (items: number) => void) => void): Promise<Timed> {
+  const c0 = process.cpuUsage();
+  const s0 = serverPid ? procCpuSeconds(serverPid) : NaN;
+  const t0 = performance.now();
+  const items = await new Promise<number>((res) => body(t0 + seconds * 1000, res));
+  const wall = (performance.now() - t0) / 1000;
+  const s1 = serverPid ? procCpuSeconds(serverPid) : NaN;
+  const c = process.cpuUsage(c0);
+  return { items, wall, client: (c.user + c.system) / 1e6, server: s1 - s0 };
+}
+
+export async function readBench(host: string, port: number, group: string, opts: ReaderOptions | number = {}): Promise<ReaderResult> {
+  const o: ReaderOptions = typeof opts === "number" ? { seconds: opts } : opts;
+  const seconds = o.seconds ?? 3;
+  const window = o.window ?? 50;
+  const overWindow = o.overWindow ?? 4;
+  const chunk = o.overChunk ?? 1000;
   const c = await Conn.open(host, port);
   c.send("MODE READER\r\n");
-  await c.line();
+  const mr = await c.line();
+  if (!/^20[01]/.test(mr)) throw new Error(`MODE READER: ${mr}`);
+  const pid = o.serverPid?.();
   c.send(`GROUP ${group}\r\n`);
   const g = (await c.line()).split(" ");
   if (g[0] !== "211") throw new Error(`GROUP failed: ${g.join(" ")}`);
   const low = Number(g[2]), high = Number(g[3]);
-  // OVER in chunks of 1000, as tin and slrn fetch a group's overview
-  let lines = 0;
-  let t0 = performance.now();
-  let at = low;
-  while (performance.now() - t0 < seconds * 1000) {
-    const end = Math.min(high, at + 999);
-    c.send(`OVER ${at}-${end}\r\n`);
-    const st = await c.line();
-    if (st.startsWith("224")) lines += await c.block();
-    at = end >= high ? low : end + 1;
-  }
-  const overLinesPerSecond = lines / ((performance.now() - t0) / 1000);
-  // ARTICLE by number, 50 in flight
-  let articles = 0;
-  t0 = performance.now();
-  at = low;
-  while (performance.now() - t0 < seconds * 1000) {
-    let cmds = "";
-    for (let i = 0; i < 50; i++) {
-      cmds += `ARTICLE ${at}\r\n`;
-      at = at >= high ? low : at + 1;
-    }
-    c.send(cmds);
-    for (let i = 0; i < 50; i++) {
-      const st = await c.line();
-      if (st.startsWith("220")) {
-        await c.block();
-        articles++;
-      }
-    }
-  }
-  const articlesPerSecond = articles / ((performance.now() - t0) / 1000);
+  const phase = (t: Timed): ReaderPhase => ({
+    perSecond: t.items / t.wall,
+    seconds: t.wall,
+    clientShare: t.client / t.wall,
+    serverShare: Number.isFinite(t.server) ? t.server / t.wall : undefined,
+    serverUsPerItem: Number.isFinite(t.server) && t.items ? (t.server / t.items) * 1e6 : undefined,
+  });
+
+  /**
+   * Keeps `inflight` commands outstanding, one more sent per one answered (the
+   * commands answered in one read go out in one write), until the deadline;
+   * returns the items counted (lines for OVER, articles for ARTICLE).
+   */
+  const pipelined = (next: () => string, code: string, countLines: boolean, inflight: number, times?: number[]) =>
+    timed(seconds, pid, (deadline, done) => {
+      let n = 0;
+      let out = 0;
+      let pending = 0;
+      let scheduled = false;
+      let stopping = false;
+      const sent: number[] = [];
+      const send = (k: number) => {
+        let s = "";
+        for (let i = 0; i < k; i++) {
+          s += next();
+          if (times) sent.push(performance.now());
+        }
+        out += k;
+        c.send(s);
+      };
+      const flush = () => {
+        scheduled = false;
+        if (pending) send(pending);
+        pending = 0;
+      };
+      c.stream((st) => st === code, countLines, (st, lines) => {
+        out--;
+        if (times) times.push(performance.now() - sent.shift()!);
+        if (st === code) n += countLines ? lines : 1;
+        if (!stopping && performance.now() >= deadline) stopping = true;
+        if (stopping) {
+          if (out === 0 && pending === 0) {
+            c.unstream();
+            done(n);
+          }
+          return;
+        }
+        pending++;
+        if (!scheduled) {
+          scheduled = true;
+          queueMicrotask(flush);
+        }
+      });
+      send(inflight);
+    });
+
+  let overAt = low;
+  const nextOver = () => {
+    const end = Math.min(high, overAt + chunk - 1);
+    const cmd = `OVER ${overAt}-${end}\r\n`;
+    overAt = end >= high ? low : end + 1;
+    return cmd;
+  };
+  const times: number[] = [];
+  const over = phase(await pipelined(nextOver, "224", true, 1, times));
+  overAt = low;
+  const overPipelined = phase(await pipelined(nextOver, "224", true, overWindow));
+  let artAt = low;
+  const nextArticle = () => {
+    const cmd = `ARTICLE ${artAt}\r\n`;
+    artAt = artAt >= high ? low : artAt + 1;
+    return cmd;
+  };
+  const article = phase(await pipelined(nextArticle, "220", false, window));
+  times.sort((a, b) => a - b);
+  const overMedianMs = times.length ? times[Math.floor(times.length / 2)] : NaN;
+  c.send("QUIT\r\n");
   c.close();
-  return { overLinesPerSecond, articlesPerSecond };
+  return { overLinesPerSecond: over.perSecond, articlesPerSecond: article.perSecond, over, overPipelined, article, overMedianMs };
 }

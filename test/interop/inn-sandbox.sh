@@ -2,7 +2,8 @@
 # A private INN 2.7 instance on a loopback port, for interop tests and benchmarks.
 #   inn-sandbox.sh ensure                      install Debian's inn2 (and postfix, which it needs) if missing
 #   inn-sandbox.sh start DIR PORT [HOST:PORT]  run innd on 127.0.0.1:PORT with all state in DIR;
-#                                              with HOST:PORT, innfeed feeds everything it accepts there
+#                                              with HOST:PORT, innfeed feeds everything it accepts there;
+#                                              INN_HISTORY_SIZE=N sizes the empty history for N articles
 #   inn-sandbox.sh stop DIR                    stop it
 #   inn-sandbox.sh feed DIR HOST:PORT          send every article in DIR's spool with INN's innxmit
 #   inn-sandbox.sh env DIR                     print the INNCONF line for running INN's tools by hand
@@ -121,7 +122,16 @@ access "local" {
 RC
   touch "$dir/db/history"
   chown -R news:news "$dir"
-  su news -s /bin/sh -c "INNCONF=$c $NEWSBIN/makedbz -i -o" >/dev/null
+  # An empty history gets dbz's default table (10,000,000 slots, 140 MB of
+  # sparse mmap'ed .index/.hash); INN_HISTORY_SIZE=N sizes it for about N
+  # articles instead (makedbz -s N), as a server expecting N articles would.
+  local hsize=${INN_HISTORY_SIZE:-}
+  if [ -n "$hsize" ]; then
+    case "$hsize" in *[!0-9]*) echo "inn-sandbox: INN_HISTORY_SIZE must be a number of articles" >&2; return 2 ;; esac
+    su news -s /bin/sh -c "INNCONF=$c $NEWSBIN/makedbz -i -o -s $hsize" >/dev/null
+  else
+    su news -s /bin/sh -c "INNCONF=$c $NEWSBIN/makedbz -i -o" >/dev/null
+  fi
   # innd -f stays in the foreground; run it in the background ourselves
   INNCONF=$c nohup "$NEWSBIN/innd" -f >"$dir/log/innd.stdout" 2>&1 &
   echo $! > "$dir/run/sandbox.pid"
@@ -168,5 +178,5 @@ case "$cmd" in
   stop) stop "$@" ;;
   feed) feed "$@" ;;
   env) echo "INNCONF=$(conf "$1")" ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

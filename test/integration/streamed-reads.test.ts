@@ -36,7 +36,7 @@ function rssMb(pid: number): number {
  * line, the number of lines in the block, its first and last lines, and the
  * node's RSS growth.
  */
-async function slowRead(command: string, perTick = 256 * 1024, group?: string): Promise<{ status: string; lines: number; first: string; last: string; growthMb: number }> {
+async function slowRead(command: string, perTick = 256 * 1024, group?: string): Promise<{ status: string; lines: number; first: string; last: string; growthMb: number; firstLineMs: number }> {
   const sock = net.connect(node.port, "127.0.0.1");
   await new Promise((r) => sock.once("connect", r));
   sock.pause();
@@ -61,6 +61,8 @@ async function slowRead(command: string, perTick = 256 * 1024, group?: string): 
     buf = buf.subarray(buf.indexOf("\r\n") + 2);
   }
   sock.write(`${command}\r\n`);
+  const sent = performance.now();
+  let firstLineMs = -1;
   let status = "";
   let lines = -1;
   let first = "";
@@ -85,7 +87,10 @@ async function slowRead(command: string, perTick = 256 * 1024, group?: string): 
         done = true;
         break;
       }
-      if (lines === 0) first = l;
+      if (lines === 0) {
+        first = l;
+        firstLineMs = performance.now() - sent;
+      }
       last = l;
       lines++;
     }
@@ -93,7 +98,7 @@ async function slowRead(command: string, perTick = 256 * 1024, group?: string): 
     await new Promise((r) => setTimeout(r, 10));
   }
   sock.destroy();
-  return { status, lines, first, last, growthMb: peak - before };
+  return { status, lines, first, last, growthMb: peak - before, firstLineMs };
 }
 
 test("OVER 1- streams 200,000 lines to a slow reader in bounded memory", { timeout: 300_000 }, async () => {
@@ -103,7 +108,8 @@ test("OVER 1- streams 200,000 lines to a slow reader in bounded memory", { timeo
   // two feeding connections: which article got number 1 is not known, only that it is there
   assert.match(r.first, /^1\tbench article \d+\t/);
   assert.match(r.last, /^200000\t/);
-  console.log(`OVER 1-: ${r.lines} lines read slowly; node RSS grew by ${r.growthMb.toFixed(1)} MB`);
+  // a figure, not a bound: timing belongs in benchmarks
+  console.log(`OVER 1-: first line after ${r.firstLineMs.toFixed(1)} ms; ${r.lines} lines read slowly; node RSS grew by ${r.growthMb.toFixed(1)} MB`);
   assert.ok(r.growthMb < 50, `RSS grew by ${r.growthMb.toFixed(1)} MB while streaming`);
 });
 

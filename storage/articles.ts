@@ -164,6 +164,22 @@ export class Articles {
     );
   }
 
+  /**
+   * OVER's lines for a range, each made by SQLite as one string (RFC 3977
+   * §8.3.2 field order, Xref:full): one value a row for the driver to hand
+   * over instead of eleven. Paged like overview().
+   */
+  async overviewLines(groupId: number, low: number, high: number, limit = -1): Promise<{ number: number; line: string }[]> {
+    return this.db.all(
+      `SELECT g.number, g.number || char(9) || a.subject || char(9) || a.author || char(9) || a.date || char(9) || a.msgid
+         || char(9) || a.refs || char(9) || a.bytes || char(9) || a.lines || char(9)
+         || CASE WHEN a.xref = '' THEN '' ELSE 'Xref: ' || a.xref END AS line
+       FROM group_articles g JOIN articles a ON a.id = g.article
+       WHERE g.group_id = ? AND g.number BETWEEN ? AND ? ORDER BY g.number LIMIT ?`,
+      [groupId, low, high, limit],
+    );
+  }
+
   /** Stored articles of a range, for HDR and XPAT on fields not in the overview; paged like overview(). */
   async dataRange(groupId: number, low: number, high: number, limit = -1): Promise<{ number: number; data: Buffer; header_len: number }[]> {
     return this.db.all(

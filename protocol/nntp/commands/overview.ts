@@ -53,9 +53,9 @@ export const OVER: Command = {
       return multiline(C.OVER_OK, "Overview information follows", [overLine({ ...row, number: 0 })]);
     }
     const g = s.group!, high = t.range.high;
-    const rows = await s.backend.articles.overview(g.id, t.range.low, high, OVER_PAGE);
+    const rows = await s.backend.articles.overviewLines(g.id, t.range.low, high, OVER_PAGE);
     if (rows.length === 0) return noneInRange(t, s);
-    return pagedLines(C.OVER_OK, "Overview information follows", rows, OVER_PAGE, (last) => s.backend.articles.overview(g.id, last.number + 1, high, OVER_PAGE), overLine);
+    return pagedLines(C.OVER_OK, "Overview information follows", rows, OVER_PAGE, (last) => s.backend.articles.overviewLines(g.id, last.number + 1, high, OVER_PAGE), (r) => r.line);
   },
 };
 

@@ -1,5 +1,6 @@
 // Reading articles and their overview, by number in a group or by Message-ID.
 import { chunkSizes, type Reader } from "./sqlite.js";
+import { Batched } from "./batched.js";
 
 export interface OverviewRow {
   number: number;
@@ -30,40 +31,18 @@ export interface StoredArticle {
   headerLen: number;
 }
 
-const OVER_COLS = "a.id, a.msgid, a.subject, a.author, a.date, a.refs, a.bytes, a.lines, a.xref, a.arrived";
-
 /**
- * Lookups asked in the same turn of the event loop, answered together: a
- * pipelined ARTICLE run asks for several articles at once, and one query for
- * all of them costs one trip through SQLite's thread instead of one each.
- * Each query is made after every request in it, so it sees every commit made
- * before any of them was asked.
+ * OVER's line (RFC 3977 §8.3.2: the fields of LIST OVERVIEW.FMT, TAB between,
+ * Xref:full), made by SQLite as one string: one value a row for the driver
+ * to hand over instead of eleven.
  */
-class Batched<K, V> {
-  #pending = new Map<K, { resolve: (v: V | undefined) => void; reject: (e: unknown) => void }[]>();
-
-  constructor(private readonly fetch: (keys: K[]) => Promise<Map<K, V>>) {}
-
-  get(key: K): Promise<V | undefined> {
-    return new Promise((resolve, reject) => {
-      if (this.#pending.size === 0) queueMicrotask(() => void this.#run());
-      const list = this.#pending.get(key);
-      if (list) list.push({ resolve, reject });
-      else this.#pending.set(key, [{ resolve, reject }]);
-    });
-  }
-
-  async #run(): Promise<void> {
-    const pending = this.#pending;
-    this.#pending = new Map();
-    try {
-      const found = await this.fetch([...pending.keys()]);
-      for (const [k, ws] of pending) for (const w of ws) w.resolve(found.get(k));
-    } catch (err) {
-      for (const ws of pending.values()) for (const w of ws) w.reject(err);
-    }
-  }
+function overLine(number: string): string {
+  return `${number} || char(9) || a.subject || char(9) || a.author || char(9) || a.date || char(9) || a.msgid
+    || char(9) || a.refs || char(9) || a.bytes || char(9) || a.lines || char(9)
+    || CASE WHEN a.xref = '' THEN '' ELSE 'Xref: ' || a.xref END`;
 }
+
+const OVER_COLS = "a.id, a.msgid, a.subject, a.author, a.date, a.refs, a.bytes, a.lines, a.xref, a.arrived";
 
 /** Rows asked for in one statement at most; statement texts exist for powers of two up to it. */
 const BATCH = 32;
@@ -147,8 +126,18 @@ export class Articles {
     return (await this.db.get<{ msgid: string }>("SELECT msgid FROM articles WHERE id = ?", [id]))?.msgid;
   }
 
-  async overviewById(id: number): Promise<OverviewRow | undefined> {
-    return this.db.get<OverviewRow>(`SELECT 0 AS number, ${OVER_COLS} FROM articles a WHERE a.id = ?`, [id]);
+  /** The overview row of an article by Message-ID (number 0, RFC 3977 §8.3.2), without reading its bytes. */
+  async overviewByMsgid(msgid: string): Promise<OverviewRow | undefined> {
+    return this.db.get<OverviewRow>(`SELECT 0 AS number, ${OVER_COLS} FROM history h JOIN articles a ON a.id = h.article WHERE h.msgid = ? AND h.status = 1`, [msgid]);
+  }
+
+  /** OVER's line for an article by Message-ID. */
+  async overviewLineByMsgid(msgid: string): Promise<string | undefined> {
+    const r = await this.db.get<{ line: string }>(
+      `SELECT ${overLine("0")} AS line FROM history h JOIN articles a ON a.id = h.article WHERE h.msgid = ? AND h.status = 1`,
+      [msgid],
+    );
+    return r?.line;
   }
 
   /**
@@ -164,16 +153,10 @@ export class Articles {
     );
   }
 
-  /**
-   * OVER's lines for a range, each made by SQLite as one string (RFC 3977
-   * §8.3.2 field order, Xref:full): one value a row for the driver to hand
-   * over instead of eleven. Paged like overview().
-   */
+  /** OVER's lines for a range (overLine()); paged like overview(). */
   async overviewLines(groupId: number, low: number, high: number, limit = -1): Promise<{ number: number; line: string }[]> {
     return this.db.all(
-      `SELECT g.number, g.number || char(9) || a.subject || char(9) || a.author || char(9) || a.date || char(9) || a.msgid
-         || char(9) || a.refs || char(9) || a.bytes || char(9) || a.lines || char(9)
-         || CASE WHEN a.xref = '' THEN '' ELSE 'Xref: ' || a.xref END AS line
+      `SELECT g.number, ${overLine("g.number")} AS line
        FROM group_articles g JOIN articles a ON a.id = g.article
        WHERE g.group_id = ? AND g.number BETWEEN ? AND ? ORDER BY g.number LIMIT ?`,
       [groupId, low, high, limit],

@@ -1,4 +1,5 @@
 // Newsgroup names and the Newsgroups header (RFC 5536 §3.1.4, RFC 3977 §4.1).
+import { trimWsp } from "./headers.js";
 
 const COMPONENT = /^[A-Za-z0-9+_-]+$/;
 
@@ -12,7 +13,7 @@ export function isNewsgroupName(name: string): boolean {
 export function parseNewsgroups(value: string): string[] {
   const out: string[] = [];
   for (const part of value.split(",")) {
-    const name = part.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ""); // not trim(): 0xA0 is no space here
+    const name = trimWsp(part);
     if (!isNewsgroupName(name)) throw new Error(`Invalid newsgroup name "${name}" in Newsgroups`);
     if (!out.includes(name)) out.push(name);
   }

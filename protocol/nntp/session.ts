@@ -46,7 +46,6 @@ interface Slot {
   /** Reads a whole article into its reply (ARTICLE, HEAD, BODY): few run at once. */
   heavy: boolean;
   run: () => Reply | Promise<Reply>;
-  started: boolean;
   done: boolean;
   reply?: Reply;
   replyBytes: number;
@@ -144,10 +143,15 @@ export class Session {
 
   /** The socket took what was queued: go on with commands held back by back-pressure. */
   drained(): void {
+    this.#wakeStream();
+    this.#pump();
+  }
+
+  /** A streamed reply waiting for room on the socket goes on (or, when closing, ends). */
+  #wakeStream(): void {
     const w = this.#drainWaiter;
     this.#drainWaiter = undefined;
     if (w) w();
-    this.#pump();
   }
 
   /** The next dot-terminated block on the wire. */
@@ -183,10 +187,7 @@ export class Session {
   close(): void {
     this.closing = true;
     this.backend.releaseAll(this);
-    // a streamed reply waiting for room on a socket that is gone ends now
-    const w = this.#drainWaiter;
-    this.#drainWaiter = undefined;
-    if (w) w();
+    this.#wakeStream();
   }
 
   #onLine(text: string): Mode {
@@ -216,7 +217,7 @@ export class Session {
   }
 
   #enqueue(serial: boolean, heavy: boolean, run: () => Reply | Promise<Reply>, holdsFramer = false): Slot {
-    const slot: Slot = { serial, heavy, run, started: false, done: false, replyBytes: 0 };
+    const slot: Slot = { serial, heavy, run, done: false, replyBytes: 0 };
     if (holdsFramer) this.#framerHolder = slot;
     this.#slots.push(slot);
     this.#pump();
@@ -336,7 +337,6 @@ export class Session {
   }
 
   #start(s: Slot): void {
-    s.started = true;
     if (s.heavy) this.#runningHeavy++;
     let r: Reply | Promise<Reply>;
     try {

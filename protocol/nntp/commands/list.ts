@@ -101,11 +101,10 @@ export const NEWNEWS: Command = {
     const bad = badWildmat(args[0]);
     if (bad) return bad;
     const m = wildmat(args[0]);
-    const from = t;
-    const rows = await s.backend.articles.arrivedSince(from, NEWNEWS_PAGE);
+    const rows = await s.backend.articles.arrivedSince(t, NEWNEWS_PAGE);
     return pagedLines(
       C.NEWNEWS_OK, "List of new articles follows", rows, NEWNEWS_PAGE,
-      (last) => s.backend.articles.arrivedSince(from, NEWNEWS_PAGE, last),
+      (last) => s.backend.articles.arrivedSince(t, NEWNEWS_PAGE, last),
       (r) => (r.groups.some(m) ? r.msgid : undefined),
     );
   },

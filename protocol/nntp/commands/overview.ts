@@ -11,10 +11,6 @@ import type { Command } from "./types.js";
 import type { Session } from "../session.js";
 import type { OverviewRow } from "../../../storage/articles.js";
 
-function overLine(r: OverviewRow): string {
-  const xref = r.xref ? `Xref: ${r.xref}` : "";
-  return `${r.number}\t${r.subject}\t${r.author}\t${r.date}\t${r.msgid}\t${r.refs}\t${r.bytes}\t${r.lines}\t${xref}`;
-}
 
 type Target = { kind: "msgid"; msgid: string } | { kind: "range"; range: Range } | { kind: "error"; reply: string };
 
@@ -47,10 +43,9 @@ export const OVER: Command = {
     const t = target(s, args[0]);
     if (t.kind === "error") return t.reply;
     if (t.kind === "msgid") {
-      const a = await s.backend.articles.byMsgid(t.msgid);
-      const row = a && (await s.backend.articles.overviewById(a.id));
-      if (!row) return status(C.NO_MSGID, `No such article ${t.msgid}`);
-      return multiline(C.OVER_OK, "Overview information follows", [overLine({ ...row, number: 0 })]);
+      const line = await s.backend.articles.overviewLineByMsgid(t.msgid);
+      if (line === undefined) return status(C.NO_MSGID, `No such article ${t.msgid}`);
+      return multiline(C.OVER_OK, "Overview information follows", [line]);
     }
     const g = s.group!, high = t.range.high;
     const rows = await s.backend.articles.overviewLines(g.id, t.range.low, high, OVER_PAGE);
@@ -90,17 +85,19 @@ async function fieldReply(
 ): Promise<Reply | undefined> {
   const key = field.toLowerCase();
   const fromOverview = OVERVIEW_HEADER[key];
-  const lines = (vs: Value[]) => vs.map(line).filter((l): l is string => l !== undefined);
   if (t.kind === "msgid") {
-    const a = await s.backend.articles.byMsgid(t.msgid);
-    if (!a) return undefined;
     let v: Value;
     if (fromOverview) {
-      const row = await s.backend.articles.overviewById(a.id);
+      const row = await s.backend.articles.overviewByMsgid(t.msgid);
       if (!row) return undefined;
       v = [0, fromOverview(row) || undefined];
-    } else v = [0, headerOf(a.data, a.headerLen, key)];
-    return multiline(code, text, lines([v]));
+    } else {
+      const a = await s.backend.articles.byMsgid(t.msgid);
+      if (!a) return undefined;
+      v = [0, headerOf(a.data, a.headerLen, key)];
+    }
+    const l = line(v);
+    return multiline(code, text, l === undefined ? [] : [l]);
   }
   const g = s.group!, high = t.range.high;
   // pages of [number, value], each read after the number that ended the one before

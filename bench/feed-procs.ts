@@ -9,20 +9,11 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { WorkerJob, WorkerResult } from "./feed-worker.js";
+import type { FeedOptions } from "./feeder.js";
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), "feed-worker.js");
 
-export interface ProcFeedOptions {
-  host: string;
-  port: number;
-  count: number;
-  bodyBytes: number;
-  connections: number;
-  window: number;
-  group: string;
-  tag: string;
-  timeoutMs?: number;
-}
+export type ProcFeedOptions = Omit<FeedOptions, "tolerateClose" | "onAck">;
 
 export interface ProcFeedResult {
   offered: number;

@@ -263,14 +263,8 @@ export async function runOne(variant: Variant, c: Case, round: number, readerSec
 
 // ---- summing up ----
 
-export interface Sum {
-  accepted: number;
-  seconds: number;
-  bytes: number;
-  clientCpu: number;
-  clientMax: number;
-  serverCpu: number;
-}
+/** Phases of the same case added up over rounds. */
+export type Sum = Omit<Phase, "count">;
 
 export function sum(ps: Phase[]): Sum {
   const s: Sum = { accepted: 0, seconds: 0, bytes: 0, clientCpu: 0, clientMax: 0, serverCpu: 0 };

@@ -107,42 +107,40 @@ async function main(): Promise<void> {
   }
   console.log(`load average at end of ingest: ${load()}; creating a file takes ${fileCreateProbe().toFixed(0)} µs`);
 
+  /** Each case and phase with its runs, summed over rounds, for the tables below. */
+  function* phaseRows() {
+    for (let ci = 0; ci < cases.length; ci++) {
+      const c = cases[ci];
+      const t = runs.get(key(ci, "tidings"))!;
+      const i = runs.get(key(ci, "INN"));
+      for (const phase of ["cold", "warm"] as const) {
+        yield { c, t, i, phase, ts: sum(t.map((r) => r[phase])), is: i ? sum(i.map((r) => r[phase])) : undefined };
+      }
+    }
+  }
+
   // throughput
   console.log(`\nIngest, articles per second (N timed articles per phase; W = articles in the server before the warm phase)`);
   console.log("| body | conns | phase | N | W | tidings art/s | INN art/s | tidings/INN | by round | tidings MB/s | INN MB/s |");
   console.log("|---|---|---|---|---|---|---|---|---|---|---|");
-  for (let ci = 0; ci < cases.length; ci++) {
-    const c = cases[ci];
-    const t = runs.get(key(ci, "tidings"))!;
-    const i = runs.get(key(ci, "INN"));
-    for (const phase of ["cold", "warm"] as const) {
-      const ts = sum(t.map((r) => r[phase]));
-      const is = i ? sum(i.map((r) => r[phase])) : undefined;
-      const byRound = i ? t.map((r, k) => fmt(rate(r[phase]) / rate(i[k][phase]), 2)).join(", ") : "-";
-      console.log(
-        `| ${kb(c.body)} | ${c.conns} | ${phase} | ${fmt(c.n)} | ${phase === "cold" ? 0 : fmt(c.w)} | ${fmt(rate(ts))} | ${is ? fmt(rate(is)) : "-"} | ` +
-          `${is ? fmt(rate(ts) / rate(is), 2) + "×" : "-"} | ${byRound} | ${fmt(ts.bytes / ts.seconds / 1e6, 1)} | ${is ? fmt(is.bytes / is.seconds / 1e6, 1) : "-"} |`,
-      );
-    }
+  for (const { c, t, i, phase, ts, is } of phaseRows()) {
+    const byRound = i ? t.map((r, k) => fmt(rate(r[phase]) / rate(i[k][phase]), 2)).join(", ") : "-";
+    console.log(
+      `| ${kb(c.body)} | ${c.conns} | ${phase} | ${fmt(c.n)} | ${phase === "cold" ? 0 : fmt(c.w)} | ${fmt(rate(ts))} | ${is ? fmt(rate(is)) : "-"} | ` +
+        `${is ? fmt(rate(ts) / rate(is), 2) + "×" : "-"} | ${byRound} | ${fmt(ts.bytes / ts.seconds / 1e6, 1)} | ${is ? fmt(is.bytes / is.seconds / 1e6, 1) : "-"} |`,
+    );
   }
 
   // CPU
   console.log(`\nCPU: server process CPU per article (and as share of one core over the phase); feeder CPU over all its processes (busiest process)`);
   console.log("| body | conns | phase | tidings CPU | INN innd CPU | CPU/art tidings/INN | feeder CPU, tidings runs | feeder CPU, INN runs | peak RSS tidings / innd |");
   console.log("|---|---|---|---|---|---|---|---|---|");
-  for (let ci = 0; ci < cases.length; ci++) {
-    const c = cases[ci];
-    const t = runs.get(key(ci, "tidings"))!;
-    const i = runs.get(key(ci, "INN"));
-    for (const phase of ["cold", "warm"] as const) {
-      const ts = sum(t.map((r) => r[phase]));
-      const is = i ? sum(i.map((r) => r[phase])) : undefined;
-      const rssCell = phase === "warm" ? `${fmt(Math.max(...t.map((r) => r.peakRssMb)))} MB / ${i ? fmt(Math.max(...i.map((r) => r.peakRssMb))) + " MB" : "-"}` : "";
-      console.log(
-        `| ${kb(c.body)} | ${c.conns} | ${phase} | ${cpuCell(ts.serverCpu, ts)} | ${is ? cpuCell(is.serverCpu, is) : "-"} | ` +
-          `${is ? fmt(ts.serverCpu / ts.accepted / (is.serverCpu / is.accepted), 2) + "×" : "-"} | ${feederCell(ts)} | ${is ? feederCell(is) : "-"} | ${rssCell} |`,
-      );
-    }
+  for (const { c, t, i, phase, ts, is } of phaseRows()) {
+    const rssCell = phase === "warm" ? `${fmt(Math.max(...t.map((r) => r.peakRssMb)))} MB / ${i ? fmt(Math.max(...i.map((r) => r.peakRssMb))) + " MB" : "-"}` : "";
+    console.log(
+      `| ${kb(c.body)} | ${c.conns} | ${phase} | ${cpuCell(ts.serverCpu, ts)} | ${is ? cpuCell(is.serverCpu, is) : "-"} | ` +
+        `${is ? fmt(ts.serverCpu / ts.accepted / (is.serverCpu / is.accepted), 2) + "×" : "-"} | ${feederCell(ts)} | ${is ? feederCell(is) : "-"} | ${rssCell} |`,
+    );
   }
 
   // INN with the sandbox's old, unsized history, for reference

@@ -9,7 +9,7 @@ import { parseNewsgroups } from "../protocol/article/newsgroups.js";
 import { pathNames, prependPath, isPathIdentity, pathIdentities } from "../protocol/article/path.js";
 import { formatDateHeader, parseDateHeader } from "../protocol/article/date.js";
 import type { Storage } from "../storage/database.js";
-import { WriterBusy } from "../storage/writer.js";
+import { WriterBusy } from "../storage/group-commit.js";
 import { isTransient } from "../storage/sqlite.js";
 import type { Bus } from "./bus.js";
 import type { Logger } from "pino";

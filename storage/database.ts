@@ -13,6 +13,7 @@ import { Articles } from "./articles.js";
 import { Writer, type WriterOptions } from "./writer.js";
 import { SeenFilter } from "./seen-filter.js";
 import { Backlog } from "./backlog.js";
+import { MailQueue } from "./mail-queue.js";
 
 /** Reader connections in the pool: libuv's thread pool runs two statements at once (cli/tidings.ts). */
 const READERS = 2;
@@ -34,6 +35,8 @@ export class Storage {
     readonly articles: Articles,
     readonly writer: Writer,
     readonly backlog: Backlog,
+    /** The mail queue, written through the writer's group commit. */
+    readonly mail: MailQueue,
   ) {}
 
   static async open(opts: StorageOptions): Promise<Storage> {
@@ -57,7 +60,9 @@ export class Storage {
     await w.each<{ msgid: string }>("SELECT msgid FROM history", [], (row) => seen.add(row.msgid));
     const writer = new Writer(w, groups, opts, seen);
     await writer.init();
-    return new Storage(w, r, pool, groups, new History(r, seen), new Articles(pool), writer, new Backlog(pool));
+    const mail = new MailQueue(writer.engine, w, pool);
+    await mail.init();
+    return new Storage(w, r, pool, groups, new History(r, seen), new Articles(pool), writer, new Backlog(pool), mail);
   }
 
   async close(): Promise<void> {

@@ -88,6 +88,42 @@ export const MIGRATIONS: string[] = [
     UPDATE backlog_totals SET count = count - 1, bytes = bytes - OLD.bytes WHERE peer = OLD.peer;
   END;
   `,
+  // 6: the mail queue. A message and one row per recipient commit together
+  // before the 250 (RFC 5321 §6.1: the relay is then responsible for it); a
+  // recipient row goes when its next hop took the message or it bounced, the
+  // message when no recipient row is left. mail_seen remembers each
+  // (Message-ID, recipient) relayed, so that a looping message is not
+  // relayed to the same recipient twice.
+  `
+  CREATE TABLE mail (
+    id INTEGER PRIMARY KEY,
+    sender TEXT NOT NULL,            -- envelope MAIL FROM, '' for the null sender <>
+    received INTEGER NOT NULL,       -- ms, when queued
+    client TEXT NOT NULL,            -- address it came from, or 'news', 'dsn'
+    origin TEXT NOT NULL,            -- smtp | news | dsn
+    msgid TEXT NOT NULL DEFAULT '',
+    eight_bit INTEGER NOT NULL DEFAULT 0,
+    smtputf8 INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL,
+    data BLOB NOT NULL
+  );
+  CREATE TABLE mail_rcpt (
+    mail INTEGER NOT NULL,
+    rcpt TEXT NOT NULL,
+    hop TEXT NOT NULL,               -- next hop: HOST:PORT, or mx:DOMAIN
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try INTEGER NOT NULL,       -- ms
+    last_error TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (mail, rcpt)
+  ) WITHOUT ROWID;
+  CREATE INDEX mail_rcpt_due ON mail_rcpt(hop, next_try);
+  CREATE TABLE mail_seen (
+    msgid TEXT NOT NULL,
+    rcpt TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (msgid, rcpt)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -1,0 +1,263 @@
+// The mail queue: messages and their recipients, written through the same
+// group commit as articles (group-commit.ts), so a 250 means committed exactly
+// as a 239 does; and read through the reader pool for delivery and mailq.
+import type { Db, Reader } from "./sqlite.js";
+import { chunkSizes, StmtCache } from "./sqlite.js";
+import type { Contributor, GroupCommit, Tx } from "./group-commit.js";
+
+export interface NewMail {
+  /** Envelope sender, "" for the null sender <>. */
+  sender: string;
+  rcpts: { rcpt: string; hop: string }[];
+  /** The message as it will be sent on (our Received header included). */
+  data: Buffer;
+  client: string;
+  origin: "smtp" | "news" | "dsn";
+  /** Message-ID with its angle brackets, or "" when the message has none. */
+  msgid: string;
+  eightBit: boolean;
+  smtputf8: boolean;
+  received: number;
+}
+
+/** What became of one recipient's delivery attempt. */
+export type Settle =
+  | { mail: number; rcpt: string; outcome: "sent" }
+  | { mail: number; rcpt: string; outcome: "retry"; nextTry: number; error: string }
+  /** Given up (refused for good, or too old); the row goes. A bounce, if any, is queued with it. */
+  | { mail: number; rcpt: string; outcome: "failed"; error: string };
+
+export interface DueMail {
+  id: number;
+  sender: string;
+  received: number;
+  msgid: string;
+  eightBit: boolean;
+  smtputf8: boolean;
+  data: Buffer;
+  rcpts: { rcpt: string; attempts: number }[];
+}
+
+export interface QueueEntry {
+  id: number;
+  sender: string;
+  received: number;
+  bytes: number;
+  origin: string;
+  msgid: string;
+  rcpts: { rcpt: string; hop: string; attempts: number; nextTry: number; lastError: string }[];
+}
+
+export interface QueueStats {
+  messages: number;
+  recipients: number;
+  oldest: number | null;
+  hops: { hop: string; recipients: number; deferred: number; lastError: string; nextTry: number }[];
+}
+
+type Item =
+  | { enqueue: NewMail }
+  | { settle: Settle[]; bounces: NewMail[] }
+  | { retry: number | "all" }
+  | { drop: number }
+  | { forget: number };
+
+export type MailResult =
+  /** Queued; `looped` are the recipients left out because this message was already relayed to them. */
+  | { kind: "queued"; id: number; looped: string[] }
+  | { kind: "done"; changed: number };
+
+const SQL = {
+  mail: "INSERT INTO mail (id, sender, received, client, origin, msgid, eight_bit, smtputf8, bytes, data) VALUES",
+  rcpt: "INSERT OR IGNORE INTO mail_rcpt (mail, rcpt, hop, next_try) VALUES",
+  seen: "INSERT OR IGNORE INTO mail_seen (msgid, rcpt, at) VALUES",
+  sent: "DELETE FROM mail_rcpt WHERE mail = ? AND rcpt = ?",
+  retry: "UPDATE mail_rcpt SET attempts = attempts + 1, next_try = ?, last_error = ? WHERE mail = ? AND rcpt = ?",
+  // a message goes with its last recipient row
+  emptied: "DELETE FROM mail WHERE NOT EXISTS (SELECT 1 FROM mail_rcpt r WHERE r.mail = mail.id) AND id IN",
+};
+
+export class MailQueue implements Contributor<Item, MailResult> {
+  #nextId = 1;
+  #seen: StmtCache;
+  #seenNow = new Set<string>();
+  readonly counts = { queued: 0, sent: 0, failed: 0, retried: 0, looped: 0 };
+
+  constructor(private readonly engine: GroupCommit, private readonly db: Db, private readonly reader: Reader) {
+    this.#seen = new StmtCache(db, (n) => `SELECT msgid || ' ' || rcpt AS k FROM mail_seen WHERE msgid IN (${"?,".repeat(n - 1)}?)`);
+  }
+
+  async init(): Promise<void> {
+    const row = await this.db.get<{ m: number | null }>("SELECT max(id) AS m FROM mail");
+    this.#nextId = (row?.m ?? 0) + 1;
+  }
+
+  /** Queues a message for its recipients; resolves after COMMIT (then the 250 may go). */
+  enqueue(m: NewMail): Promise<MailResult> {
+    return this.engine.submit(this, { enqueue: m }, m.data.length);
+  }
+
+  /** Records delivery outcomes, and queues the bounces for failures, in one transaction. */
+  settle(settle: Settle[], bounces: NewMail[] = []): Promise<MailResult> {
+    return this.engine.submit(this, { settle, bounces }, 0, true);
+  }
+
+  /** Makes one message, or every one, due now (`tidings mailq retry`). */
+  retryNow(id: number | "all"): Promise<MailResult> {
+    return this.engine.submit(this, { retry: id }, 0, true);
+  }
+
+  /** Removes a message and its recipients without delivering or bouncing it (`tidings mailq drop`). */
+  drop(id: number): Promise<MailResult> {
+    return this.engine.submit(this, { drop: id }, 0, true);
+  }
+
+  /** Forgets relayed (Message-ID, recipient) pairs older than `before` (ms). */
+  forget(before: number): Promise<MailResult> {
+    return this.engine.submit(this, { forget: before }, 0, true);
+  }
+
+  async prepare(items: Item[]): Promise<void> {
+    const ids = [...new Set(items.flatMap((i) => ("enqueue" in i && i.enqueue.msgid ? [i.enqueue.msgid] : [])))];
+    const seen = new Set<string>();
+    let i = 0;
+    for (const n of chunkSizes(ids.length)) {
+      for (const r of await (await this.#seen.ready(n)).all<{ k: string }>(ids.slice(i, (i += n)))) seen.add(r.k);
+    }
+    this.#seenNow = seen;
+  }
+
+  stage(items: Item[], tx: Tx): MailResult[] {
+    const seen = this.#seenNow;
+    const mails: unknown[][] = [];
+    const rcpts: unknown[][] = [];
+    const seenRows: unknown[][] = [];
+    const emptied: number[] = [];
+    const counts = { queued: 0, sent: 0, failed: 0, retried: 0, looped: 0 };
+    let nextId = this.#nextId;
+    const add = (m: NewMail): MailResult => {
+      const looped: string[] = [];
+      const id = nextId++;
+      const keep = m.rcpts.filter(({ rcpt }) => {
+        if (!m.msgid) return true;
+        const k = `${m.msgid} ${rcpt.toLowerCase()}`;
+        if (seen.has(k)) {
+          looped.push(rcpt);
+          return false;
+        }
+        seen.add(k);
+        seenRows.push([m.msgid, rcpt.toLowerCase(), m.received]);
+        return true;
+      });
+      counts.looped += looped.length;
+      if (keep.length === 0) return { kind: "queued", id: 0, looped };
+      tx.weight++;
+      mails.push([id, m.sender, m.received, m.client, m.origin, m.msgid, m.eightBit ? 1 : 0, m.smtputf8 ? 1 : 0, m.data.length, m.data]);
+      for (const r of keep) rcpts.push([id, r.rcpt, r.hop, m.received]);
+      counts.queued++;
+      return { kind: "queued", id, looped };
+    };
+    const results = items.map((item): MailResult => {
+      if ("enqueue" in item) return add(item.enqueue);
+      if ("settle" in item) {
+        for (const s of item.settle) {
+          if (s.outcome === "retry") {
+            tx.run(SQL.retry, [s.nextTry, s.error.slice(0, 500), s.mail, s.rcpt]);
+            counts.retried++;
+          } else {
+            tx.run(SQL.sent, [s.mail, s.rcpt]);
+            emptied.push(s.mail);
+            counts[s.outcome]++;
+          }
+        }
+        for (const b of item.bounces) add(b);
+        return { kind: "done", changed: item.settle.length };
+      }
+      if ("retry" in item) {
+        if (item.retry === "all") tx.run("UPDATE mail_rcpt SET next_try = 0", []);
+        else tx.run("UPDATE mail_rcpt SET next_try = 0 WHERE mail = ?", [item.retry]);
+        return { kind: "done", changed: 0 };
+      }
+      if ("drop" in item) {
+        tx.run("DELETE FROM mail_rcpt WHERE mail = ?", [item.drop]);
+        tx.run("DELETE FROM mail WHERE id = ?", [item.drop]);
+        return { kind: "done", changed: 0 };
+      }
+      tx.run("DELETE FROM mail_seen WHERE at < ?", [item.forget]);
+      return { kind: "done", changed: 0 };
+    });
+    tx.insert(SQL.mail, 10, mails);
+    tx.insert(SQL.rcpt, 4, rcpts);
+    tx.insert(SQL.seen, 3, seenRows);
+    const gone = [...new Set(emptied)];
+    if (gone.length > 0) tx.inList(`${SQL.emptied}`, [], gone);
+    tx.afterCommit(() => {
+      this.#nextId = nextId;
+      for (const k of Object.keys(counts) as (keyof typeof counts)[]) this.counts[k] += counts[k];
+    });
+    return results;
+  }
+
+  /** Hops with recipients waiting, and when the first of each is due. */
+  async hops(): Promise<{ hop: string; due: number }[]> {
+    return this.reader.all("SELECT hop, min(next_try) AS due FROM mail_rcpt GROUP BY hop");
+  }
+
+  /** Messages with recipients due at `now` on one hop, oldest first, each with those recipients. */
+  async due(hop: string, now: number, limit = 50): Promise<DueMail[]> {
+    const rows = await this.reader.all<{
+      id: number; sender: string; received: number; msgid: string; eight_bit: number; smtputf8: number; data: Buffer; rcpt: string; attempts: number;
+    }>(
+      `SELECT m.id, m.sender, m.received, m.msgid, m.eight_bit, m.smtputf8, m.data, r.rcpt, r.attempts
+       FROM (SELECT DISTINCT mail FROM mail_rcpt WHERE hop = ? AND next_try <= ? ORDER BY mail LIMIT ?) d
+       JOIN mail m ON m.id = d.mail JOIN mail_rcpt r ON r.mail = m.id AND r.hop = ? AND r.next_try <= ?
+       ORDER BY m.id`,
+      [hop, now, limit, hop, now],
+    );
+    const out: DueMail[] = [];
+    for (const r of rows) {
+      let last = out[out.length - 1];
+      if (!last || last.id !== r.id) {
+        last = { id: r.id, sender: r.sender, received: r.received, msgid: r.msgid, eightBit: r.eight_bit === 1, smtputf8: r.smtputf8 === 1, data: r.data, rcpts: [] };
+        out.push(last);
+      }
+      last.rcpts.push({ rcpt: r.rcpt, attempts: r.attempts });
+    }
+    return out;
+  }
+
+  /** The queue for `tidings mailq`: every message with its recipients. */
+  async list(limit = 1000): Promise<QueueEntry[]> {
+    const rows = await this.reader.all<{
+      id: number; sender: string; received: number; bytes: number; origin: string; msgid: string; rcpt: string; hop: string; attempts: number; next_try: number; last_error: string;
+    }>(
+      `SELECT m.id, m.sender, m.received, m.bytes, m.origin, m.msgid, r.rcpt, r.hop, r.attempts, r.next_try, r.last_error
+       FROM (SELECT id FROM mail ORDER BY id LIMIT ?) l JOIN mail m ON m.id = l.id JOIN mail_rcpt r ON r.mail = m.id ORDER BY m.id, r.rcpt`,
+      [limit],
+    );
+    const out: QueueEntry[] = [];
+    for (const r of rows) {
+      let last = out[out.length - 1];
+      if (!last || last.id !== r.id) {
+        last = { id: r.id, sender: r.sender, received: r.received, bytes: r.bytes, origin: r.origin, msgid: r.msgid, rcpts: [] };
+        out.push(last);
+      }
+      last.rcpts.push({ rcpt: r.rcpt, hop: r.hop, attempts: r.attempts, nextTry: r.next_try, lastError: r.last_error });
+    }
+    return out;
+  }
+
+  async stats(): Promise<QueueStats> {
+    const m = await this.reader.get<{ n: number; oldest: number | null }>("SELECT count(*) AS n, min(received) AS oldest FROM mail");
+    const hops = await this.reader.all<{ hop: string; recipients: number; deferred: number; last_error: string; next_try: number }>(
+      `SELECT hop, count(*) AS recipients, sum(attempts > 0) AS deferred, max(last_error) AS last_error, min(next_try) AS next_try
+       FROM mail_rcpt GROUP BY hop ORDER BY hop`,
+    );
+    return {
+      messages: m?.n ?? 0,
+      recipients: hops.reduce((s, h) => s + h.recipients, 0),
+      oldest: m?.oldest ?? null,
+      hops: hops.map((h) => ({ hop: h.hop, recipients: h.recipients, deferred: h.deferred, lastError: h.last_error, nextTry: h.next_try })),
+    };
+  }
+}

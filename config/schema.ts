@@ -40,10 +40,21 @@ const DEFAULT_GROUPS = [
   { name: "junk", status: "n" as const, description: "Articles for no carried group" },
 ];
 
+const mailAddress = z.string().regex(/^[^\s@<>]+@[A-Za-z0-9.-]+$/, "expected a mail address such as local.general@news.example.org");
+
 export const GroupSchema = z.strictObject({
   name: groupName,
   status: z.enum(["y", "n", "m"]).default("y"),
   description: z.string().default(""),
+  address: doc("[[group]].address", z.union([z.literal(""), mailAddress]), "", "Mail address of the group: mail to it (from anyone) is posted to the group (mail to news). Empty: none.", "\"\" (none)"),
+  subscribers: doc("[[group]].subscribers", z.array(mailAddress), [], "Mail addresses that get each article accepted in the group, through the mail queue, with List-Id, List-Post and List-Unsubscribe headers (news to mail)."),
+});
+
+const hostPortOrMx = z.union([z.literal("mx"), hostPort]);
+
+export const RouteSchema = z.strictObject({
+  domain: required("[[route]].domain", z.string().regex(/^(\*|(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*)$/, "expected a domain, *.domain (its subdomains) or * (everything else)"), "Mail domain the route is for: example.org, *.example.org (its subdomains), or * (the smarthost for every other domain; used for trusted senders only). Mail for a domain other than * is accepted from anyone."),
+  next_hop: required("[[route]].next_hop", hostPortOrMx, "Where mail for the domain goes: HOST:PORT of the next SMTP relay, or mx (look the domain up in DNS; port 25)."),
 });
 
 const wildmatList = z
@@ -111,6 +122,34 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   peer: z.array(PeerSchema).default([]),
+  smtp: z
+    .strictObject({
+      listen: doc("smtp.listen", z.union([z.literal("off"), hostPort]), "127.0.0.1:2525", "Address and port of the SMTP listener; port 0 picks a free port; \"off\" turns mail receiving off."),
+      hostname: doc("smtp.hostname", z.string().regex(/^([A-Za-z0-9.-]*)$/, "expected a host name such as mail.example.org"), "", "Name in the SMTP greeting, in Received headers and as the reporting MTA of bounces. Empty: node.pathhost.", "\"\" (= node.pathhost)"),
+      relay_from: doc("smtp.relay_from", z.array(cidr), ["127.0.0.0/8", "::1"], "Client addresses that may relay mail to any domain (Postfix's mynetworks); others may only send to routed domains and group addresses, and get 554 5.7.1 for anything else."),
+      max_message_bytes: doc("smtp.max_message_bytes", z.int().min(1024), 10_240_000, "Largest message accepted, in octets (SIZE, RFC 1870); larger ones get 552 5.3.4, whether declared or sent."),
+      max_recipients: doc("smtp.max_recipients", z.int().min(1), 1000, "Most recipients of one message; more get 452 4.5.3 (RFC 5321 §4.5.3.1.8: at least 100)."),
+      max_line: doc("smtp.max_line", z.int().min(1000), 32_768, "Longest line of a message, in octets with CRLF; a message with a longer one gets 552 5.3.4 and nothing is queued (RFC 5321 §4.5.3.1.6 asks for at least 1000)."),
+      max_connections: doc("smtp.max_connections", z.int().min(1), 100, "Most SMTP connections at once; beyond it a client gets 421 4.7.0."),
+      max_connections_per_client: doc("smtp.max_connections_per_client", z.int().min(1), 20, "Most SMTP connections at once from one address; beyond it 421 4.7.0."),
+      idle_timeout: doc("smtp.idle_timeout", z.int().min(1), 300, "Seconds of silence after which a session is closed with 421 (RFC 5321 §4.5.3.2.7: 5 minutes)."),
+      max_received: doc("smtp.max_received", z.int().min(1), 50, "A message with more Received headers than this is refused as a mail loop (554 5.4.6; Postfix's hopcount_limit)."),
+      tls_cert: doc("smtp.tls_cert", z.string(), "", "PEM certificate file; with smtp.tls_key, STARTTLS is offered (RFC 3207). Empty: no STARTTLS.", "\"\" (no TLS)"),
+      tls_key: doc("smtp.tls_key", z.string(), "", "PEM private key file for smtp.tls_cert.", "\"\""),
+    })
+    .prefault({}),
+  mail: z
+    .strictObject({
+      retry_first: doc("mail.retry_first", z.number().min(0.01), 300, "Seconds before the first retry of a deferred recipient; doubles each attempt up to retry_max (Postfix's minimal_backoff_time)."),
+      retry_max: doc("mail.retry_max", z.number().min(0.01), 4000, "Longest wait between retries, in seconds (Postfix's maximal_backoff_time)."),
+      max_lifetime: doc("mail.max_lifetime", z.number().min(1), 5 * 86400, "Seconds a message may stay queued; then it is bounced to its sender (Postfix's maximal_queue_lifetime)."),
+      sweep: doc("mail.sweep", z.string().refine((s) => cron.validate(s), "expected a node-cron expression, seconds first, e.g. */10 * * * * *"), "*/10 * * * * *", "When (node-cron expression) to look for deferred mail that is due; new mail is tried at once."),
+      connections_per_hop: doc("mail.connections_per_hop", z.int().min(1).max(64), 8, "Most SMTP connections at once to one next hop (reused between messages)."),
+      remember_relayed: doc("mail.remember_relayed", z.number().min(0), 7 * 86400, "Seconds the (Message-ID, recipient) pairs relayed are remembered; the same pair is not relayed again meanwhile (loop protection)."),
+      postmaster: doc("mail.postmaster", z.string(), "", "Envelope sender of mail made here for groups (news to mail) and where List-Unsubscribe points. Empty: postmaster@smtp.hostname.", "\"\" (= postmaster@hostname)"),
+    })
+    .prefault({}),
+  route: doc("[[route]]", z.array(RouteSchema), [], "Mail routes: which next hop takes mail for which domain. None: the node relays no mail (group addresses still work).", "[] (none)"),
   feeds: z
     .strictObject({
       reconnect_min: doc("feeds.reconnect_min", z.number().min(0.01), 0.2, "Seconds before the first reconnection to a peer that failed; doubles up to reconnect_max, with jitter."),
@@ -120,7 +159,7 @@ export const ConfigSchema = z.strictObject({
       status_interval: doc("feeds.status_interval", z.number().min(0.1), 2, "Seconds between writes of data_dir/status.json and log lines of per-peer figures (log only when something changed)."),
     })
     .prefault({}),
-  group: doc("[[group]]", z.array(GroupSchema), DEFAULT_GROUPS, "Groups carried: name, status (y posting allowed, n no local posting, m moderated) and description. Listing any replaces the defaults.", DEFAULT_GROUPS.map((g) => `${g.name} (${g.status})`).join(", ")),
+  group: doc("[[group]]", z.array(GroupSchema), DEFAULT_GROUPS.map((g) => GroupSchema.parse(g)), "Groups carried: name, status (y posting allowed, n no local posting, m moderated) and description. Listing any replaces the defaults.", DEFAULT_GROUPS.map((g) => `${g.name} (${g.status})`).join(", ")),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -1,6 +1,11 @@
-// The one path every article takes into the node, whatever its source (POST,
-// IHAVE, TAKETHIS, later feeds and gateways): parse, validate (RFC 5536),
-// policy, Path, dedup, commit. Only a committed article is "accepted".
+// The one submit path every article takes into the node, whatever its origin
+// (NNTP POST, IHAVE, TAKETHIS, mail to a group's address; later the web), as
+// INN's ARTpost and Postfix's cleanup(8) take everything that enters. Its
+// steps: parse, check (RFC 5536), inject (RFC 5537 §3.5) or relay (§3.2
+// Path), route (groups here, peers, subscribers), file (the group commit).
+// Only a committed article is "accepted"; each front end maps the outcome
+// through a table of its own (protocol/nntp/commands/outcomes.ts, and the
+// SMTP server's).
 import { randomBytes } from "node:crypto";
 import { HeaderError, Headers, parseHeaders, unfold, clip, printable, text, trimWsp } from "../protocol/article/headers.js";
 import { mailboxListError } from "../protocol/article/mailbox.js";
@@ -10,17 +15,24 @@ import { pathNames, prependPath, isPathIdentity, pathIdentities } from "../proto
 import { formatDateHeader, parseDateHeader } from "../protocol/article/date.js";
 import type { Storage } from "../storage/database.js";
 import { WriterBusy } from "../storage/group-commit.js";
+import type { NewArticle } from "../storage/writer.js";
+import type { NewMail } from "../storage/mail-queue.js";
 import { isTransient } from "../storage/sqlite.js";
 import type { Bus } from "./bus.js";
 import type { Logger } from "pino";
 import { wants, type PeerRoute } from "./feeds/routing.js";
 
-export type SourceKind = "post" | "ihave" | "takethis";
+export type Origin = "nntp-post" | "nntp-ihave" | "nntp-takethis" | "mail";
+
+/** Origins where this node is the injecting agent (RFC 5537 §3.5). */
+const INJECTED: ReadonlySet<Origin> = new Set(["nntp-post", "mail"]);
 
 export interface Source {
-  kind: SourceKind;
+  kind: Origin;
   /** Client address, for Injection-Info and logs. */
   client: string;
+  /** For mail: the envelope sender, never mailed the article back (the gateway loop). */
+  mailFrom?: string;
   /** The Message-ID named by IHAVE or TAKETHIS. */
   offered?: string;
   /** Name of the peer it came from, when known. */
@@ -35,6 +47,10 @@ export type Outcome =
 
 export interface IngestOptions {
   pathhost: string;
+  /** Mail subscribers of each group (news to mail). */
+  subscribers?: Map<string, string[]>;
+  /** Makes the mail that takes an article to a group's subscribers (relay/mail/gateway.ts). */
+  newsToMail?: (header: string, body: Buffer, msgid: string, groups: string[], rcpts: string[], now: number) => NewMail;
   maxFutureSeconds: number;
   rememberRefused: boolean;
   peers: PeerRoute[];
@@ -67,6 +83,11 @@ export class Ingest {
     try {
       const prepared = this.#prepare(raw, source);
       msgid = prepared.msgid;
+      // mail to a group may come again (a retried DATA, a list loop): the article is there
+      if (source.kind === "mail" && (await this.storage.history.has(msgid))) {
+        return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
+      }
+      if (prepared.injectedAlready) throw new Refuse("Article already injected (has Injection-Info)");
       // no history lookup here: the single writer checks history inside the batch, authoritatively
       const r = await this.storage.writer.store(prepared);
       if (r.kind !== "stored") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
@@ -76,7 +97,7 @@ export class Ingest {
     } catch (err) {
       if (err instanceof Refuse || err instanceof HeaderError) {
         const reason = err.message;
-        if (source.kind !== "post" && this.opts.rememberRefused && msgid && isMessageId(msgid)) {
+        if (!INJECTED.has(source.kind) && this.opts.rememberRefused && msgid && isMessageId(msgid)) {
           this.storage.writer.refuse(msgid).catch(() => {});
         }
         this.log.debug({ msgid, source: source.kind, client: source.client, reason }, "article refused");
@@ -97,27 +118,57 @@ export class Ingest {
     return o;
   }
 
-  #prepare(raw: Buffer, source: Source) {
+  /** The steps before the group commit; throws Refuse with the reason. */
+  #prepare(raw: Buffer, source: Source): NewArticle & { injectedAlready: boolean } {
+    const now = Date.now();
+    const { parsed, h } = this.#parse(raw);
+    const { msgid, groups, newsgroups } = this.#check(h, raw, parsed.bodyStart, parsed.hasSeparator, source, now);
+    const injectedAlready = this.#injectOrRelay(h, source, now);
+    const { carried, peers, subscribers } = this.#route(h, groups, newsgroups, raw.length, source);
+    const body = parsed.hasSeparator ? raw.subarray(parsed.bodyStart) : Buffer.alloc(0);
+    const header = h.serialize();
+    return {
+      msgid,
+      header,
+      body,
+      groups: carried,
+      subject: overviewField(h.get("subject")),
+      author: overviewField(h.get("from")),
+      date: overviewField(h.get("date")),
+      refs: overviewField(h.get("references")),
+      lines: countLines(body),
+      source: source.peer ?? source.kind,
+      arrived: now,
+      peers,
+      mail: subscribers.length > 0 && this.opts.newsToMail ? this.opts.newsToMail(header, body, msgid, carried, subscribers, now) : undefined,
+      injectedAlready,
+    };
+  }
+
+  /** parse: the header section as octets, refusing what a reader and this node could read differently. */
+  #parse(raw: Buffer) {
     const parsed = parseHeaders(raw);
     const h = new Headers(parsed.fields);
-    const now = Date.now();
-    const post = source.kind === "post";
-    const pathhost = this.opts.pathhost;
-
     for (const key of SINGLE) {
       if (h.count(key) > 1) throw new Refuse(`Duplicate header: ${h.all(key)[0].name}`);
     }
+    return { parsed, h };
+  }
+
+  /** check: the required headers and their syntax (RFC 5536 §3.1); an injecting agent fills in Message-ID and Date. */
+  #check(h: Headers, raw: Buffer, bodyStart: number, hasBody: boolean, source: Source, now: number) {
+    const post = INJECTED.has(source.kind);
     // RFC 3977 §3.6 forbids NUL anywhere in an article; INN 2.7 refuses it in
     // the body too ("Nul character in body"). A lone CR or bare LF in the body
     // is kept as it came, as INN does: old gateways send them, and the framer
     // and the dot-stuffing treat a bare LF as a line end both ways.
-    if (parsed.hasSeparator && raw.indexOf(0, parsed.bodyStart) >= 0) throw new Refuse("NUL character in body");
+    if (hasBody && raw.indexOf(0, bodyStart) >= 0) throw new Refuse("NUL character in body");
 
     // Message-ID (RFC 5536 §3.1.3)
     let msgid = h.get("message-id");
     if (msgid === undefined) {
       if (!post) throw new Refuse("Missing required header: Message-ID");
-      msgid = `<${now.toString(36)}.${randomBytes(6).toString("hex")}@${pathhost}>`;
+      msgid = `<${now.toString(36)}.${randomBytes(6).toString("hex")}@${this.opts.pathhost}>`;
       h.set("Message-ID", msgid);
     } else if (!isMessageId(msgid)) {
       throw new Refuse(`Invalid Message-ID: ${show(msgid)}`);
@@ -153,13 +204,25 @@ export class Ingest {
       if (t === undefined) throw new Refuse(`Invalid Date header: ${show(date)}`);
       if (t > now + this.opts.maxFutureSeconds * 1000) throw new Refuse(`Article dated in the future: ${show(date)}`);
     }
+    return { msgid, groups, newsgroups };
+  }
 
-    // Path (RFC 5537 §3.2): a relay refuses what already passed through it.
+  /**
+   * inject (RFC 5537 §3.5) for POST and mail: Path, Injection-Date and
+   * Injection-Info are added; or, for what a peer relays, the Path check
+   * (§3.2): a relay refuses what already passed through it. Returns whether
+   * a mail carried an Injection-Info already (an article a gateway mailed
+   * out): refused unless history has it, which article() checks first.
+   */
+  #injectOrRelay(h: Headers, source: Source, now: number): boolean {
+    const pathhost = this.opts.pathhost;
     const path = h.get("path");
-    if (post) {
-      // RFC 5537 §3.5: the injecting agent refuses an article already injected,
-      // and adds Path, Injection-Date and Injection-Info.
-      if (h.count("injection-info") > 0) throw new Refuse("Article already injected (has Injection-Info)");
+    let injectedAlready = false;
+    if (INJECTED.has(source.kind)) {
+      if (h.count("injection-info") > 0) {
+        if (source.kind !== "mail") throw new Refuse("Article already injected (has Injection-Info)");
+        injectedAlready = true;
+      }
       // an empty Path is a missing one: replaced in place, never left beside ours
       if (path) h.set("Path", `${pathhost}!.POSTED!${path}`);
       else if (path === "") h.set("Path", `${pathhost}!.POSTED!not-for-mail`);
@@ -177,11 +240,15 @@ export class Ingest {
       h.set("Path", prependPath(pathhost, path));
     }
     h.remove("xref"); // RFC 5536 §3.2.14: Xref is this server's own
+    return injectedAlready;
+  }
 
-    // Policy: which groups here carry it, and which peers get it.
+  /** route: which groups here carry it, which peers get it, and which mail subscribers. */
+  #route(h: Headers, groups: string[], newsgroups: string, bytes: number, source: Source) {
+    const post = INJECTED.has(source.kind);
     const carried = groups.filter((g) => this.storage.groups.get(g));
     const distribution = h.get("distribution")?.split(",").map(trimWsp).filter(Boolean);
-    const route = { groups, distribution, bytes: raw.length, path: pathIdentities(h.get("path")!), from: source.peer };
+    const route = { groups, distribution, bytes, path: pathIdentities(h.get("path")!), from: source.peer };
     const peers = this.opts.peers.filter((p) => wants(p, route)).map((p) => p.id);
     if (carried.length === 0 && (post || peers.length === 0)) throw new Refuse(`No carried newsgroups in ${show(newsgroups)}`);
     if (post) {
@@ -193,22 +260,13 @@ export class Ingest {
         if (status === "n") throw new Refuse(`Posting to ${g} is not allowed`);
       }
     }
-
-    const body = parsed.hasSeparator ? raw.subarray(parsed.bodyStart) : Buffer.alloc(0);
-    return {
-      msgid,
-      header: h.serialize(),
-      body,
-      groups: carried,
-      subject: overviewField(h.get("subject")),
-      author: overviewField(h.get("from")),
-      date: overviewField(h.get("date")),
-      refs: overviewField(h.get("references")),
-      lines: countLines(body),
-      source: source.peer ?? source.kind,
-      arrived: now,
-      peers,
-    };
+    // the gateway loop: mail that came from an address is never mailed back to it
+    const sender = source.mailFrom?.toLowerCase();
+    const subscribers = new Set<string>();
+    for (const g of carried) {
+      for (const a of this.opts.subscribers?.get(g) ?? []) if (a.toLowerCase() !== sender) subscribers.add(a);
+    }
+    return { carried, peers, subscribers: [...subscribers] };
   }
 }
 

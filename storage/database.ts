@@ -62,6 +62,7 @@ export class Storage {
     await writer.init();
     const mail = new MailQueue(writer.engine, w, pool);
     await mail.init();
+    writer.withEachArticle((a, _id, _data, tx) => a.mail && mail.stageNew(a.mail, tx));
     return new Storage(w, r, pool, groups, new History(r, seen), new Articles(pool), writer, new Backlog(pool), mail);
   }
 

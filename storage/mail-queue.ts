@@ -134,10 +134,8 @@ export class MailQueue implements Contributor<Item, MailResult> {
     const seenRows: unknown[][] = [];
     const emptied: number[] = [];
     const counts = { queued: 0, sent: 0, failed: 0, retried: 0, looped: 0 };
-    let nextId = this.#nextId;
     const add = (m: NewMail): MailResult => {
       const looped: string[] = [];
-      const id = nextId++;
       const keep = m.rcpts.filter(({ rcpt }) => {
         if (!m.msgid) return true;
         const k = `${m.msgid} ${rcpt.toLowerCase()}`;
@@ -151,6 +149,8 @@ export class MailQueue implements Contributor<Item, MailResult> {
       });
       counts.looped += looped.length;
       if (keep.length === 0) return { kind: "queued", id: 0, looped };
+      // ids are taken at once and never given back: a rolled back one is a gap, never a reuse
+      const id = this.#nextId++;
       tx.weight++;
       mails.push([id, m.sender, m.received, m.client, m.origin, m.msgid, m.eightBit ? 1 : 0, m.smtputf8 ? 1 : 0, m.data.length, m.data]);
       for (const r of keep) rcpts.push([id, r.rcpt, r.hop, m.received]);
@@ -192,10 +192,22 @@ export class MailQueue implements Contributor<Item, MailResult> {
     const gone = [...new Set(emptied)];
     if (gone.length > 0) tx.inList(`${SQL.emptied}`, [], gone);
     tx.afterCommit(() => {
-      this.#nextId = nextId;
       for (const k of Object.keys(counts) as (keyof typeof counts)[]) this.counts[k] += counts[k];
     });
     return results;
+  }
+
+  /**
+   * Stages a message inside another contributor's items (news to mail, in
+   * the article's transaction). Its Message-ID is new to history, so no
+   * loop check is needed.
+   */
+  stageNew(m: NewMail, tx: Tx): void {
+    const id = this.#nextId++;
+    tx.weight++;
+    tx.insert(SQL.mail, 10, [[id, m.sender, m.received, m.client, m.origin, m.msgid, m.eightBit ? 1 : 0, m.smtputf8 ? 1 : 0, m.data.length, m.data]]);
+    tx.insert(SQL.rcpt, 4, m.rcpts.map((r) => [id, r.rcpt, r.hop, m.received]));
+    tx.afterCommit(() => this.counts.queued++);
   }
 
   /** Hops with recipients waiting, and when the first of each is due. */

@@ -7,6 +7,7 @@ import { StmtCache, chunkSizes } from "./sqlite.js";
 import { GroupCommit, type Contributor, type EngineOptions, type Tx } from "./group-commit.js";
 import type { Group, GroupTable } from "./groups.js";
 import type { SeenFilter } from "./seen-filter.js";
+import type { NewMail } from "./mail-queue.js";
 
 export interface NewArticle {
   msgid: string;
@@ -28,6 +29,8 @@ export interface NewArticle {
   arrived: number;
   /** Peers to queue it for, written in the same transaction (DESIGN.md flow step 3). */
   peers: number[];
+  /** Mail to the groups' subscribers, queued in the same transaction (news to mail). */
+  mail?: NewMail;
 }
 
 export type WriteResult =

@@ -2,6 +2,7 @@
 import { C } from "../codes.js";
 import { status } from "../reply.js";
 import type { Command } from "./types.js";
+import { ANSWER, answer } from "./outcomes.js";
 
 export const POST: Command = {
   block: "after-reply",
@@ -18,17 +19,6 @@ export const POST: Command = {
     s.resumeFramer("block");
     const b = await s.nextBlock();
     if (b.tooBig) return status(C.POST_FAILED, `Article too large (${b.size} > ${s.limits.maxArticle} octets)`);
-    const o = await s.backend.ingest(b.data, { kind: "post", client: s.client });
-    switch (o.kind) {
-      case "accepted":
-        return status(C.POST_OK, `Article received OK ${o.msgid}`);
-      case "duplicate":
-        return status(C.POST_FAILED, `${o.reason} ${o.msgid}`);
-      case "rejected":
-        return status(C.POST_FAILED, o.reason);
-      case "deferred":
-        // POST has no "try later" code: 441 with a reason that says so
-        return status(C.POST_FAILED, o.reason);
-    }
+    return answer(ANSWER.POST, await s.backend.ingest(b.data, { kind: "nntp-post", client: s.client }));
   },
 };

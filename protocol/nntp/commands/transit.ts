@@ -4,6 +4,7 @@ import { C } from "../codes.js";
 import { status } from "../reply.js";
 import { isMessageId } from "../../article/msgid.js";
 import type { Command } from "./types.js";
+import { ANSWER, answer } from "./outcomes.js";
 import type { Session } from "../session.js";
 
 function denied(s: Session): string | undefined {
@@ -38,17 +39,7 @@ export const IHAVE: Command = {
       s.interim(status(C.IHAVE_SEND, "Send it; end with <CR-LF>.<CR-LF>"));
       const b = await (s.resumeFramer("block"), s.nextBlock());
       if (b.tooBig) return status(C.IHAVE_REJECTED, `Article too large (${b.size} > ${s.limits.maxArticle} octets)`);
-      const o = await s.backend.ingest(b.data, { kind: "ihave", client: s.client, offered: msgid, peer: s.perms.peer });
-      switch (o.kind) {
-        case "accepted":
-          return status(C.IHAVE_OK, "Article transferred OK");
-        case "duplicate":
-          return status(C.IHAVE_REJECTED, o.reason);
-        case "rejected":
-          return status(C.IHAVE_REJECTED, o.reason);
-        case "deferred":
-          return status(C.IHAVE_LATER, o.reason);
-      }
+      return answer(ANSWER.IHAVE, await s.backend.ingest(b.data, { kind: "nntp-ihave", client: s.client, offered: msgid, peer: s.perms.peer }));
     } finally {
       s.backend.release(msgid, s);
     }
@@ -90,17 +81,8 @@ export const TAKETHIS: Command = {
     try {
       if (b.tooBig) return status(C.TAKETHIS_REJECTED, `${msgid} article too large (${b.size} > ${s.limits.maxArticle} octets)`);
       s.backend.claim(msgid, s);
-      const o = await s.backend.ingest(b.data, { kind: "takethis", client: s.client, offered: msgid, peer: s.perms.peer });
-      switch (o.kind) {
-        case "accepted":
-          return status(C.TAKETHIS_OK, `${msgid} article transferred OK`);
-        case "duplicate":
-        case "rejected":
-          return status(C.TAKETHIS_REJECTED, `${msgid} ${o.reason}`);
-        case "deferred":
-          // the design's promise: under pressure defer, never refuse what is valid
-          return status(C.CHECK_LATER, `${msgid} ${o.reason}`);
-      }
+      const o = await s.backend.ingest(b.data, { kind: "nntp-takethis", client: s.client, offered: msgid, peer: s.perms.peer });
+      return answer(ANSWER.TAKETHIS, o, msgid);
     } finally {
       s.backend.release(msgid, s);
     }

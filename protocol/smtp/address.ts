@@ -282,7 +282,8 @@ export function parseAddress(s: string): MailAddress | { error: string } {
   let quoted = false;
   for (;;) {
     if (i >= s.length) return err("no @domain");
-    const r = s[i] === '"' ? ((quoted = true), scanQuoted(s, i)) : scanDotString(s, i);
+    if (s[i] === '"') quoted = true;
+    const r = s[i] === '"' ? scanQuoted(s, i) : scanDotString(s, i);
     if (typeof r === "string") return err(r);
     i = r;
     if (i >= s.length) return err("no @domain");
@@ -365,7 +366,8 @@ export function addressKey(a: MailAddress): string {
 export function routingTrick(a: MailAddress): string | undefined {
   if (a.sourceRoute) return "source route";
   const text = localText(a.local);
-  for (const t of [text, text.normalize("NFKC")]) {
+  const folded = text.normalize("NFKC");
+  for (const t of folded === text ? [text] : [text, folded]) {
     const how = t === text ? "" : " (after NFKC)";
     if (t.includes("@")) return a.quoted ? `"@" inside a quoted local part${how}` : `"@" in the local part${how}`;
     if (t.includes("%")) return `"%" in the local part (percent hack)${how}`;

@@ -8,7 +8,8 @@
 //  2. One of the gateway addresses           -> ok "gateway", from anyone. Compared by
 //     addressKey(): local part case-insensitive, quotes around a plain
 //     Dot-string ignored, domain case-insensitive and in A-label form, a
-//     source route ignored (RFC 5321 §3.6.1: it SHOULD be ignored).
+//     source route ignored (RFC 5321 §4.1.1.3: servers SHOULD ignore
+//     source routes, or MAY decline the relaying they imply).
 //  3. A routing trick (routingTrick: "@", "%", "!", "::" in the local part,
 //     or a source route), client not trusted -> 554 5.7.1 Relay access denied.
 //     Postfix's allow_untrusted_routing = no: a next hop that honours the trick
@@ -17,12 +18,11 @@
 //  4. An address literal ([127.0.0.1], [IPv6:::1]) is never "routed": trusted
 //     -> "relay" (through the "*" route), else 554 5.7.1.
 //  5. A domain matched by a route other than "*" -> ok "routed", from anyone.
-//  6. The domain of a gateway address (the node's own mail domain) but not a
-//     gateway address -> 550 5.1.1 User unknown, trusted or not: relaying it
-//     through "*" would only come back here (the MX of that domain is us).
-//  7. Client not trusted -> 554 5.7.1 <rcpt>: Relay access denied (Postfix's
-//     reject_unauth_destination wording).
-//  8. Trusted, and "*" exists -> ok "relay" with that route; no "*" ->
+//  6. Client not trusted -> 554 5.7.1 <rcpt>: Relay access denied (Postfix's
+//     reject_unauth_destination wording). This includes other local parts at
+//     a gateway address's domain: that domain may have other users elsewhere,
+//     so they are neither "unknown" here nor routed.
+//  7. Trusted, and "*" exists -> ok "relay" with that route; no "*" ->
 //     550 5.1.2 <rcpt>: No route to domain (RFC 3463: 5.1.2 bad destination
 //     system address; permanent, since a config change is needed).
 //
@@ -104,22 +104,16 @@ export function routeFor(domain: string, routes: RoutePattern[]): RoutePattern |
   return best ?? catchAll;
 }
 
-/** The domain of an addressKey (a domain never holds "@"; a local part may). */
-const domainOf = (key: string): string => key.slice(key.lastIndexOf("@") + 1);
-
 /** The verdict on one RCPT TO address, given exactly as the client sent it inside < >. */
 export function rcptVerdict(rcpt: string, input: PolicyInput): Verdict {
   const address = parseAddress(rcpt);
   if ("error" in address) return refuse(501, "5.1.3", `Bad recipient address syntax: ${address.error}`);
 
   const key = addressKey(address);
-  const gatewayDomains = new Set<string>();
   for (const g of input.gatewayAddresses) {
     const ga = parseAddress(g);
     if ("error" in ga) continue; // a config error; it can match nothing
-    const gk = addressKey(ga);
-    if (gk === key) return { ok: true, kind: "gateway", address };
-    gatewayDomains.add(domainOf(gk));
+    if (addressKey(ga) === key) return { ok: true, kind: "gateway", address };
   }
 
   if (routingTrick(address) !== undefined && !input.trusted) return denied(rcpt);
@@ -129,9 +123,6 @@ export function rcptVerdict(rcpt: string, input: PolicyInput): Verdict {
     if (!input.trusted) return denied(rcpt);
   } else {
     if (route !== undefined && route.domain !== "*") return { ok: true, kind: "routed", address, route };
-    if (gatewayDomains.has(domainOf(key))) {
-      return refuse(550, "5.1.1", `<${echo(rcpt)}>: Recipient address rejected: User unknown`);
-    }
     if (!input.trusted) return denied(rcpt);
   }
   if (route === undefined) return refuse(550, "5.1.2", `<${echo(rcpt)}>: No route to domain`);

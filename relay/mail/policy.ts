@@ -45,7 +45,20 @@ export interface PolicyInput {
 }
 
 export type Verdict =
-  | { ok: true; kind: "gateway" | "routed" | "relay"; address: MailAddress; route?: RoutePattern }
+  | {
+      ok: true;
+      kind: "gateway" | "routed" | "relay";
+      address: MailAddress;
+      /** The route taken (kinds "routed" and "relay"). */
+      route?: RoutePattern;
+      /**
+       * Kind "gateway": the entry of gatewayAddresses that matched, exactly as
+       * configured. Look the group up with this, not with the recipient text:
+       * "Local.General@News.Example.", "\"local.general\"@news.example" and
+       * "@x:local.general@news.example" all match "local.general@news.example".
+       */
+      gateway?: string;
+    }
   | { ok: false; code: number; enhanced: string; message: string };
 
 const ECHO_MAX = 300;
@@ -113,7 +126,7 @@ export function rcptVerdict(rcpt: string, input: PolicyInput): Verdict {
   for (const g of input.gatewayAddresses) {
     const ga = parseAddress(g);
     if ("error" in ga) continue; // a config error; it can match nothing
-    if (addressKey(ga) === key) return { ok: true, kind: "gateway", address };
+    if (addressKey(ga) === key) return { ok: true, kind: "gateway", address, gateway: g };
   }
 
   if (routingTrick(address) !== undefined && !input.trusted) return denied(rcpt);

@@ -357,12 +357,17 @@ test("gateway addresses are accepted from anyone, in any case", () => {
     "LOCAL.GENERAL@NEWS.EXAMPLE",
     "Local.General@News.Example.",
     '"local.general"@news.example',
-    "local.test@news.example",
     "@relay.example:local.general@news.example", // the source route is ignored
   ]) {
     accepted(g, untrusted, "gateway");
     accepted(g, trusted, "gateway");
+    const v = rcptVerdict(g, untrusted);
+    assert.ok(v.ok);
+    assert.equal(v.gateway, "local.general@news.example", g); // the configured entry, for the group lookup
   }
+  const t = rcptVerdict("LOCAL.TEST@news.example", untrusted);
+  assert.ok(t.ok);
+  assert.equal(t.gateway, "Local.Test@News.Example");
 });
 
 test("the gateway domain's other users: relay rules as for any domain", () => {

@@ -35,12 +35,13 @@ program
   .option("-c, --config <file>", "configuration file (TOML)")
   .option("--data <dir>", "data folder (overrides node.data_dir)")
   .option("--nntp <host:port>", "NNTP listener (overrides nntp.listen)")
+  .option("--smtp <host:port|off>", "SMTP listener, or off (overrides smtp.listen)")
   .option("--pathhost <name>", "path identity (overrides node.pathhost)")
   .option("--log-level <level>", "log level (overrides log.level)")
   .action(async (opts) => {
     let config;
     try {
-      config = loadConfig(opts.config, { dataDir: opts.data, nntpListen: opts.nntp, pathhost: opts.pathhost, logLevel: opts.logLevel });
+      config = loadConfig(opts.config, { dataDir: opts.data, nntpListen: opts.nntp, smtpListen: opts.smtp, pathhost: opts.pathhost, logLevel: opts.logLevel });
     } catch (err) {
       if (err instanceof ConfigError) {
         process.stderr.write(`tidings: configuration error\n${err.message}\n`);
@@ -58,7 +59,8 @@ program
       process.exit(1);
     }
     // one plain line on stdout that scripts and tests read the port from
-    process.stdout.write(`tidings ready nntp=${node.nntpAddress!.host}:${node.nntpAddress!.port}\n`);
+    const smtp = node.smtpAddress ? `${node.smtpAddress.host}:${node.smtpAddress.port}` : "off";
+    process.stdout.write(`tidings ready nntp=${node.nntpAddress!.host}:${node.nntpAddress!.port} smtp=${smtp}\n`);
     let stopping = false;
     const stop = async (sig: string) => {
       if (stopping) return;

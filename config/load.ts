@@ -11,6 +11,7 @@ export class ConfigError extends Error {}
 export interface Overrides {
   dataDir?: string;
   nntpListen?: string;
+  smtpListen?: string;
   pathhost?: string;
   logLevel?: string;
 }
@@ -35,6 +36,7 @@ export function loadConfig(file: string | undefined, overrides: Overrides = {}):
   if (overrides.dataDir) section("node").data_dir = overrides.dataDir;
   if (overrides.pathhost) section("node").pathhost = overrides.pathhost;
   if (overrides.nntpListen) section("nntp").listen = overrides.nntpListen;
+  if (overrides.smtpListen) section("smtp").listen = overrides.smtpListen;
   if (overrides.logLevel) section("log").level = overrides.logLevel;
   const result = ConfigSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(describe(file ?? "(defaults)", source, result.error));

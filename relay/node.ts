@@ -14,6 +14,9 @@ import { makeRoute, type PeerRoute } from "./feeds/routing.js";
 import { PeerFeed } from "./feeds/peer-feed.js";
 import { StatusWriter } from "./status.js";
 import cron from "node-cron";
+import { SmtpServer } from "./mail/smtp-server.js";
+import { MailOutbound } from "./mail/outbound.js";
+import { newsToMail } from "./mail/gateway.js";
 
 export const VERSION = "0.1.0";
 
@@ -24,6 +27,9 @@ export class Node {
   storage!: Storage;
   ingest!: Ingest;
   nntpAddress?: { host: string; port: number };
+  smtp?: SmtpServer;
+  smtpAddress?: { host: string; port: number };
+  outbound!: MailOutbound;
   readonly feeds = new Map<number, PeerFeed>();
   routes: PeerRoute[] = [];
   peerIds = new Map<string, number>();
@@ -45,12 +51,39 @@ export class Node {
     await this.storage.groups.ensure(c.group);
     this.peerIds = await Backlog.peerIds(this.storage.writeDb, c.peer.map((p) => p.name));
     this.routes = c.peer.map((p) => makeRoute(this.peerIds.get(p.name)!, p));
+    const hostname = c.smtp.hostname || c.node.pathhost;
+    const mailRoutes = c.route.map((r) => ({ domain: r.domain, nextHop: r.next_hop }));
+    const postmaster = c.mail.postmaster || `postmaster@${hostname}`;
     this.ingest = new Ingest(
       this.storage,
       this.bus,
-      { pathhost: c.node.pathhost, maxFutureSeconds: c.articles.max_future, rememberRefused: c.articles.remember_refused, peers: this.routes },
+      {
+        pathhost: c.node.pathhost, maxFutureSeconds: c.articles.max_future, rememberRefused: c.articles.remember_refused, peers: this.routes,
+        subscribers: new Map(c.group.filter((g) => g.subscribers.length > 0).map((g) => [g.name, g.subscribers])),
+        newsToMail: newsToMail({ hostname, postmaster, routes: mailRoutes, addresses: new Map(c.group.map((g) => [g.name, g.address])) }),
+      },
       this.log.child({ part: "ingest" }),
     );
+    this.outbound = new MailOutbound(
+      this.storage.mail,
+      { hostname, retryFirst: c.mail.retry_first, retryMax: c.mail.retry_max, maxLifetime: c.mail.max_lifetime, connectionsPerHop: c.mail.connections_per_hop, routes: mailRoutes },
+      this.log.child({ part: "mail" }),
+    );
+    this.storage.mail.onQueued = (hops) => this.outbound.queued(hops);
+    if (c.smtp.listen !== "off") {
+      const gateways = new Map(c.group.filter((g) => g.address).map((g) => [g.address, g.name]));
+      this.smtp = new SmtpServer(
+        {
+          hostname, relayFrom: c.smtp.relay_from, maxMessageBytes: c.smtp.max_message_bytes, maxRecipients: c.smtp.max_recipients,
+          maxLine: c.smtp.max_line, maxConnections: c.smtp.max_connections, maxPerClient: c.smtp.max_connections_per_client,
+          idleSeconds: c.smtp.idle_timeout, maxReceived: c.smtp.max_received, tlsCert: c.smtp.tls_cert, tlsKey: c.smtp.tls_key,
+          routes: mailRoutes, gateways,
+        },
+        this.storage.mail,
+        this.ingest,
+        this.log.child({ part: "smtp" }),
+      );
+    }
     this.nntp = new NntpServer(
       this.#backend(),
       {
@@ -93,12 +126,27 @@ export class Node {
         }
       }, { noOverlap: true }),
     );
+    this.#jobs.push(
+      cron.schedule(c.mail.sweep, () => this.outbound.sweep().catch((err) => this.log.warn({ err: String(err) }, "mail sweep failed")), { noOverlap: true }),
+      cron.schedule("0 */10 * * * *", () => {
+        this.storage.mail.forget(Date.now() - c.mail.remember_relayed * 1000).catch((err) => this.log.warn({ err: String(err) }, "forgetting relayed mail failed"));
+      }, { noOverlap: true }),
+    );
+    void this.outbound.sweep().catch(() => {}); // mail left queued by an earlier run
     this.#status = new StatusWriter(this, c.feeds.status_interval);
     this.#status.start();
     const [host, port] = splitHostPort(c.nntp.listen);
     const addr = await this.nntp.listen(host, port);
     this.nntpAddress = { host: addr.address, port: addr.port };
-    this.log.info({ nntp: `${addr.address}:${addr.port}`, data: c.node.data_dir, pathhost: c.node.pathhost }, "tidings node started");
+    if (this.smtp) {
+      const [h, p] = splitHostPort(c.smtp.listen as string);
+      const a = await this.smtp.listen(h, p);
+      this.smtpAddress = { host: a.address, port: a.port };
+    }
+    this.log.info(
+      { nntp: `${addr.address}:${addr.port}`, smtp: this.smtpAddress ? `${this.smtpAddress.host}:${this.smtpAddress.port}` : "off", data: c.node.data_dir, pathhost: c.node.pathhost },
+      "tidings node started",
+    );
   }
 
   #backend(): NntpBackend {
@@ -145,7 +193,9 @@ export class Node {
   async stop(): Promise<void> {
     this.#status?.stop();
     for (const j of this.#jobs) j.stop();
+    await this.smtp?.close();
     await Promise.all([...this.feeds.values()].map((f) => f.stop()));
+    await this.outbound?.stop();
     await this.#status?.write().catch(() => {});
     this.log.info({ writer: this.storage?.writer.stats, ingest: this.ingest?.counts }, "final statistics");
     await this.nntp?.close();

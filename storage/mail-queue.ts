@@ -82,6 +82,8 @@ export class MailQueue implements Contributor<Item, MailResult> {
   #seen: StmtCache;
   #seenNow = new Set<string>();
   readonly counts = { queued: 0, sent: 0, failed: 0, retried: 0, looped: 0 };
+  /** Told, after each COMMIT that queued mail, the next hops it is for (delivery starts at once). */
+  onQueued?: (hops: Set<string>) => void;
 
   constructor(private readonly engine: GroupCommit, private readonly db: Db, private readonly reader: Reader) {
     this.#seen = new StmtCache(db, (n) => `SELECT msgid || ' ' || rcpt AS k FROM mail_seen WHERE msgid IN (${"?,".repeat(n - 1)}?)`);
@@ -134,6 +136,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
     const seenRows: unknown[][] = [];
     const emptied: number[] = [];
     const counts = { queued: 0, sent: 0, failed: 0, retried: 0, looped: 0 };
+    const hops = new Set<string>();
     const add = (m: NewMail): MailResult => {
       const looped: string[] = [];
       const keep = m.rcpts.filter(({ rcpt }) => {
@@ -153,7 +156,10 @@ export class MailQueue implements Contributor<Item, MailResult> {
       const id = this.#nextId++;
       tx.weight++;
       mails.push([id, m.sender, m.received, m.client, m.origin, m.msgid, m.eightBit ? 1 : 0, m.smtputf8 ? 1 : 0, m.data.length, m.data]);
-      for (const r of keep) rcpts.push([id, r.rcpt, r.hop, m.received]);
+      for (const r of keep) {
+        rcpts.push([id, r.rcpt, r.hop, m.received]);
+        hops.add(r.hop);
+      }
       counts.queued++;
       return { kind: "queued", id, looped };
     };
@@ -193,6 +199,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
     if (gone.length > 0) tx.inList(`${SQL.emptied}`, [], gone);
     tx.afterCommit(() => {
       for (const k of Object.keys(counts) as (keyof typeof counts)[]) this.counts[k] += counts[k];
+      if (hops.size > 0) this.onQueued?.(hops);
     });
     return results;
   }
@@ -207,7 +214,10 @@ export class MailQueue implements Contributor<Item, MailResult> {
     tx.weight++;
     tx.insert(SQL.mail, 10, [[id, m.sender, m.received, m.client, m.origin, m.msgid, m.eightBit ? 1 : 0, m.smtputf8 ? 1 : 0, m.data.length, m.data]]);
     tx.insert(SQL.rcpt, 4, m.rcpts.map((r) => [id, r.rcpt, r.hop, m.received]));
-    tx.afterCommit(() => this.counts.queued++);
+    tx.afterCommit(() => {
+      this.counts.queued++;
+      this.onQueued?.(new Set(m.rcpts.map((r) => r.hop)));
+    });
   }
 
   /** Hops with recipients waiting, and when the first of each is due. */

@@ -21,6 +21,8 @@ export interface StartOptions {
 
 export class TestNode {
   stderr = "";
+  /** The SMTP listener's port, or 0 when it is off. */
+  smtpPort = 0;
   constructor(readonly proc: ChildProcess, readonly port: number, readonly dataDir: string, readonly ownsDir: boolean) {}
 
   get pid(): number {
@@ -55,6 +57,7 @@ export async function startNode(opts: StartOptions = {}): Promise<TestNode> {
   const ownsDir = !opts.dataDir;
   const dataDir = opts.dataDir ?? tempDir();
   const args = [...(opts.nodeArgs ?? []), CLI, "serve", "--data", dataDir, "--nntp", "127.0.0.1:0", "--log-level", process.env.TIDINGS_TEST_LOG ?? "warn"];
+  if (!opts.args?.includes("--smtp")) args.push("--smtp", "127.0.0.1:0");
   if (opts.pathhost) args.push("--pathhost", opts.pathhost);
   if (opts.config !== undefined) {
     const file = join(dataDir, "tidings.toml");
@@ -65,6 +68,7 @@ export async function startNode(opts: StartOptions = {}): Promise<TestNode> {
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
   let stderr = "";
   proc.stderr!.on("data", (d) => (stderr += d));
+  let smtpPort = 0;
   const port = await new Promise<number>((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error(`node did not start in 20 s: ${stderr}`)), 20_000);
@@ -72,6 +76,7 @@ export async function startNode(opts: StartOptions = {}): Promise<TestNode> {
       out += d;
       const m = /nntp=[^:\s]+:(\d+)/.exec(out);
       if (m) {
+        smtpPort = Number(/smtp=[^\s]+:(\d+)/.exec(out)?.[1] ?? 0);
         clearTimeout(timer);
         resolve(Number(m[1]));
       }
@@ -82,6 +87,7 @@ export async function startNode(opts: StartOptions = {}): Promise<TestNode> {
     });
   });
   const node = new TestNode(proc, port, dataDir, ownsDir);
+  node.smtpPort = smtpPort;
   proc.stderr!.on("data", (d) => (node.stderr += d));
   return node;
 }

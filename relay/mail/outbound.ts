@@ -1,0 +1,271 @@
+// Mail delivery, Postfix's qmgr and smtp(8) in small: one queue per next hop
+// reading due recipients from the mail queue, a bounded set of connections
+// per hop (nodemailer's pooled SMTP transport, reused between messages), the
+// envelope handed on as received, and each reply mapped to a disposition:
+// 2xx sent, 4xx or no answer retry (backoff with jitter, up to a lifetime),
+// 5xx failed, with a DSN (RFC 3464) to the sender unless the sender is <>.
+import nodemailer from "nodemailer";
+import type { Transporter } from "nodemailer";
+import { promises as dns } from "node:dns";
+import type { Logger } from "pino";
+import type { DueMail, MailQueue, NewMail, Settle } from "../../storage/mail-queue.js";
+import { buildDsn, type FailedRecipient } from "../../protocol/mail/dsn.js";
+import { hopFor } from "./gateway.js";
+import type { RoutePattern } from "./policy.js";
+
+export interface OutboundOptions {
+  hostname: string;
+  retryFirst: number; // seconds
+  retryMax: number;
+  maxLifetime: number;
+  connectionsPerHop: number;
+  routes: (RoutePattern & { nextHop: string })[];
+}
+
+export interface HopStats {
+  sent: number;
+  deferred: number;
+  failed: number;
+  lastError: string | null;
+  lastErrorAt: number | null;
+  downUntil: number | null;
+}
+
+/** A reply or failure for one recipient, as a disposition. */
+type Disposition = { kind: "sent" } | { kind: "retry"; error: string; unreachable?: boolean } | { kind: "failed"; error: string; status: string; remote?: string };
+
+export class MailOutbound {
+  #hops = new Map<string, Hop>();
+  #stopped = false;
+  readonly stats = new Map<string, HopStats>();
+
+  constructor(
+    private readonly queue: MailQueue,
+    private readonly opts: OutboundOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** New mail for these hops was committed: try it at once. */
+  queued(hops: Iterable<string>): void {
+    for (const h of hops) this.#hop(h).kick();
+  }
+
+  /** Looks for recipients that are due (the node-cron sweep). */
+  async sweep(): Promise<void> {
+    if (this.#stopped) return;
+    const now = Date.now();
+    for (const { hop, due } of await this.queue.hops()) if (due <= now) this.#hop(hop).kick();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await Promise.all([...this.#hops.values()].map((h) => h.stop()));
+  }
+
+  #hop(name: string): Hop {
+    let h = this.#hops.get(name);
+    if (!h) {
+      const stats: HopStats = { sent: 0, deferred: 0, failed: 0, lastError: null, lastErrorAt: null, downUntil: null };
+      this.stats.set(name, stats);
+      h = new Hop(name, this.queue, this.opts, stats, this.log.child({ hop: name }), () => this.#stopped);
+      this.#hops.set(name, h);
+    }
+    return h;
+  }
+}
+
+class Hop {
+  #running = false;
+  #again = false;
+  #transport: Transporter | undefined;
+  #target: string | undefined;
+  #idle: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly name: string,
+    private readonly queue: MailQueue,
+    private readonly opts: OutboundOptions,
+    private readonly stats: HopStats,
+    private readonly log: Logger,
+    private readonly stopped: () => boolean,
+  ) {}
+
+  kick(): void {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    if (this.stats.downUntil && this.stats.downUntil > Date.now()) return;
+    this.#running = true;
+    this.#idle = this.#run().finally(() => (this.#running = false));
+  }
+
+  async stop(): Promise<void> {
+    await this.#idle.catch(() => {});
+    this.#transport?.close();
+  }
+
+  async #run(): Promise<void> {
+    do {
+      this.#again = false;
+      for (;;) {
+        if (this.stopped()) return;
+        let due: DueMail[];
+        try {
+          due = await this.queue.due(this.name, Date.now(), this.opts.connectionsPerHop * 4);
+        } catch (err) {
+          this.log.warn({ err: String(err) }, "cannot read the mail queue");
+          return;
+        }
+        if (due.length === 0) break;
+        const settle: Settle[] = [];
+        const bounces: NewMail[] = [];
+        let down = false;
+        await Promise.all(
+          due.map(async (m) => {
+            const results = down ? m.rcpts.map(() => ({ kind: "retry", error: this.stats.lastError ?? "hop down" }) as Disposition) : await this.#deliver(m);
+            if (results.some((r) => r.kind === "retry" && r.unreachable)) down = true;
+            this.#settle(m, results, settle, bounces);
+          }),
+        );
+        await this.queue.settle(settle, bounces);
+        if (down) {
+          // Postfix's dead destination: the rest waits for the retry time instead of each trying and failing
+          this.stats.downUntil = Date.now() + this.opts.retryFirst * 1000;
+          this.log.info({ error: this.stats.lastError, retryIn: this.opts.retryFirst }, "next hop unreachable; mail deferred");
+          break;
+        }
+        this.stats.downUntil = null;
+      }
+    } while (this.#again && !this.stopped());
+  }
+
+  #settle(m: DueMail, results: Disposition[], settle: Settle[], bounces: NewMail[]): void {
+    const now = Date.now();
+    const failed: FailedRecipient[] = [];
+    m.rcpts.forEach((r, i) => {
+      const d = results[i];
+      if (d.kind === "sent") {
+        this.stats.sent++;
+        settle.push({ mail: m.id, rcpt: r.rcpt, outcome: "sent" });
+        return;
+      }
+      this.stats.lastError = d.error;
+      this.stats.lastErrorAt = now;
+      const expired = d.kind === "retry" && now - m.received > this.opts.maxLifetime * 1000;
+      if (d.kind === "retry" && !expired) {
+        this.stats.deferred++;
+        // exponential backoff from retry_first to retry_max, with ±25% jitter so retries do not come in waves
+        const base = Math.min(this.opts.retryMax, this.opts.retryFirst * 2 ** r.attempts) * 1000;
+        settle.push({ mail: m.id, rcpt: r.rcpt, outcome: "retry", nextTry: now + Math.round(base * (0.75 + Math.random() * 0.5)), error: d.error });
+        return;
+      }
+      this.stats.failed++;
+      settle.push({ mail: m.id, rcpt: r.rcpt, outcome: "failed", error: d.error });
+      failed.push(
+        d.kind === "failed"
+          ? { recipient: r.rcpt, action: "failed", status: d.status, diagnostic: d.error, remoteMta: d.remote, lastAttempt: now }
+          // RFC 3463 4.4.7: delivery time expired
+          : { recipient: r.rcpt, action: "failed", status: "4.4.7", diagnostic: `expired after ${Math.round((now - m.received) / 1000)} s; last error: ${d.error}`, lastAttempt: now },
+      );
+    });
+    if (failed.length === 0) return;
+    this.log.info({ mail: m.id, msgid: m.msgid, rcpts: failed.map((f) => f.recipient), error: failed[0].diagnostic }, "mail undeliverable");
+    // RFC 3464 §2 / RFC 5321 §4.5.5: never a DSN for mail from the null sender
+    if (m.sender === "") return;
+    const hop = hopFor(m.sender, this.opts.routes);
+    if (!hop) {
+      this.log.warn({ mail: m.id, sender: m.sender }, "no route to the sender's domain: bounce dropped");
+      return;
+    }
+    const dsn = buildDsn({ reportingMta: this.opts.hostname, envelopeSender: m.sender, originalMessage: m.data, arrivalDate: m.received, recipients: failed, now, smtpUtf8: m.smtputf8 });
+    const id = /^Message-ID:[ \t]*(<[^>\r\n]*>)/im.exec(dsn.data.subarray(0, 4096).toString("latin1"));
+    bounces.push({
+      sender: "", rcpts: [{ rcpt: dsn.to, hop }], data: dsn.data, client: "dsn", origin: "dsn",
+      msgid: id ? id[1] : "", eightBit: dsn.eightBit, smtputf8: dsn.smtpUtf8, received: now,
+    });
+  }
+
+  async #deliver(m: DueMail): Promise<Disposition[]> {
+    let transport: Transporter;
+    try {
+      transport = await this.#connect();
+    } catch (err) {
+      const e = `no address for ${this.name}: ${(err as Error).message}`;
+      return m.rcpts.map(() => ({ kind: "retry", error: e, unreachable: true }));
+    }
+    const to = m.rcpts.map((r) => r.rcpt);
+    try {
+      // the envelope as received: MAIL FROM (<> stays <>), each RCPT, BODY=8BITMIME, SIZE; the bytes untouched
+      const info = await transport.sendMail({
+        envelope: { from: m.sender || undefined, to, use8BitMime: m.eightBit, size: m.data.length } as never,
+        raw: m.data,
+      });
+      const refused = new Map<string, { responseCode?: number; response?: string }>();
+      for (const e of (info as { rejectedErrors?: { recipient: string; responseCode?: number; response?: string }[] }).rejectedErrors ?? []) refused.set(e.recipient, e);
+      return to.map((rcpt) => {
+        const e = refused.get(rcpt);
+        return e ? this.#fromReply(e.responseCode, e.response ?? "refused") : { kind: "sent" };
+      });
+    } catch (err) {
+      const e = err as Error & { responseCode?: number; response?: string; code?: string; rejectedErrors?: { recipient: string; responseCode?: number; response?: string }[] };
+      if (e.rejectedErrors && e.rejectedErrors.length > 0 && e.code === "EENVELOPE") {
+        const byRcpt = new Map(e.rejectedErrors.map((r) => [r.recipient, r]));
+        return to.map((rcpt) => {
+          const r = byRcpt.get(rcpt);
+          return r ? this.#fromReply(r.responseCode, r.response ?? e.message) : this.#fromReply(e.responseCode, e.response ?? e.message);
+        });
+      }
+      if (e.responseCode === undefined) {
+        // no reply at all: the hop is unreachable or went away (RFC 5321 §4.2.1: transient)
+        return to.map(() => ({ kind: "retry", error: `${e.code ?? "error"}: ${e.message}`, unreachable: true }));
+      }
+      return to.map(() => this.#fromReply(e.responseCode, e.response ?? e.message));
+    }
+  }
+
+  /** RFC 5321 §4.2.1: 4yz is transient, 5yz permanent; no reply at all (a lost connection) is transient. */
+  #fromReply(code: number | undefined, text: string): Disposition {
+    const line = text.replace(/\s+/g, " ").trim().slice(0, 400);
+    if (code !== undefined && code >= 500 && code < 600) {
+      const status = /\b5\.\d{1,3}\.\d{1,3}\b/.exec(line)?.[0] ?? "5.0.0";
+      return { kind: "failed", error: `smtp; ${line}`, status, remote: this.#target };
+    }
+    if (code !== undefined && code >= 200 && code < 300) return { kind: "sent" };
+    return { kind: "retry", error: code ? `smtp; ${line}` : line };
+  }
+
+  /** The pooled transport to this hop: HOST:PORT, or the domain's MX hosts (RFC 5321 §5.1) for mx:DOMAIN. */
+  async #connect(): Promise<Transporter> {
+    if (this.#transport) return this.#transport;
+    let host: string;
+    let port: number;
+    if (this.name.startsWith("mx:")) {
+      const domain = this.name.slice(3);
+      const mx = await dns.resolveMx(domain).catch(() => []);
+      // no MX: the domain itself is the implicit MX (RFC 5321 §5.1)
+      host = mx.length > 0 ? mx.sort((a, b) => a.priority - b.priority)[0].exchange : domain;
+      port = 25;
+    } else {
+      const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(this.name)!;
+      host = m[1];
+      port = Number(m[2]);
+    }
+    this.#target = `${host}:${port}`;
+    this.#transport = nodemailer.createTransport({
+      pool: true,
+      host,
+      port,
+      secure: false,
+      maxConnections: this.opts.connectionsPerHop,
+      maxMessages: Infinity,
+      name: this.opts.hostname,
+      // STARTTLS when the hop offers it; a relay on loopback or inside a site rarely has a public certificate
+      tls: { rejectUnauthorized: false },
+      connectionTimeout: 30_000,
+      greetingTimeout: 30_000,
+      socketTimeout: 120_000,
+    });
+    return this.#transport;
+  }
+}

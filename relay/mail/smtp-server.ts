@@ -1,0 +1,304 @@
+// Receives mail (RFC 5321) with the smtp-server package: connection limits,
+// the relay policy at RCPT (policy.ts), size and line limits on DATA, our
+// Received header (§4.4), then the shared submit paths: mail for a group's
+// address becomes an article (ingest, origin "mail"), the rest is queued
+// (storage/mail-queue.ts). The 250 is sent only after the commit.
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
+import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { AddressList } from "../access.js";
+import { rcptVerdict, routeFor, type RoutePattern } from "./policy.js";
+import { formatDateHeader } from "../../protocol/article/date.js";
+import type { MailQueue } from "../../storage/mail-queue.js";
+import { WriterBusy } from "../../storage/group-commit.js";
+import { isTransient } from "../../storage/sqlite.js";
+import type { Ingest, Outcome } from "../ingest.js";
+import { mailToArticle } from "./gateway.js";
+import { asciiDomain } from "../../protocol/smtp/address.js";
+
+export interface SmtpOptions {
+  hostname: string;
+  relayFrom: string[];
+  maxMessageBytes: number;
+  maxRecipients: number;
+  maxLine: number;
+  maxConnections: number;
+  maxPerClient: number;
+  idleSeconds: number;
+  maxReceived: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  routes: (RoutePattern & { nextHop: string })[];
+  /** Group address, as configured → group name. */
+  gateways: Map<string, string>;
+}
+
+/** What RCPT decided for each accepted recipient of a transaction. */
+interface Rcpt {
+  address: string;
+  /** The group it is posted to, or the next hop it is queued for. */
+  group?: string;
+  hop?: string;
+}
+
+// smtp-server gives every reply an enhanced status code chosen by the reply
+// code alone (554 → 5.6.0). Our refusals carry their own (554 5.7.1 for relay
+// access, RFC 3463), so a reply text that starts with one is sent as it is.
+const send = SMTPConnection.prototype.send;
+SMTPConnection.prototype.send = function (this: unknown, code: number, data: string | string[] | null | undefined, context?: unknown) {
+  if (context === undefined && typeof data === "string" && /^[245]\.\d{1,3}\.\d{1,3} /.test(data)) context = false;
+  return (send as (...a: unknown[]) => unknown).call(this, code, data, context);
+} as typeof send;
+
+// smtp-server (3.21, strict or lenient) answers RCPT with its own "501 Bad
+// recipient address syntax" for addresses with other than one unquoted "@",
+// which includes valid ones (a quoted "@", RFC 5321 §4.1.2) and the classic
+// relay tricks. The relay policy should judge those, so that a trick gets
+// 554 5.7.1 and bad syntax 501 5.1.3 from one place (policy.ts).
+const parseAddressCommand = SMTPConnection.prototype._parseAddressCommand;
+SMTPConnection.prototype._parseAddressCommand = function (this: unknown, name: string, command: string) {
+  const parsed = (parseAddressCommand as (...a: unknown[]) => unknown).call(this, name, command);
+  if (parsed || String(name).toUpperCase() !== "RCPT TO") return parsed;
+  const m = /^\s*RCPT\s+TO\s*:\s*<([^<>]*)>\s*$/i.exec(String(command));
+  return m && m[1] && !/[\x00-\x1f\x7f]/.test(m[1]) ? { address: m[1], args: false } : parsed;
+} as typeof parseAddressCommand;
+
+/** An error whose text smtp-server sends after the reply code. */
+function reply(code: number, text: string): Error & { responseCode: number } {
+  return Object.assign(new Error(text), { responseCode: code });
+}
+
+export class SmtpServer {
+  readonly server: SMTPServer;
+  #trusted: AddressList;
+  #perClient = new Map<string, number>();
+  #open = 0;
+  #rcpts = new WeakMap<SMTPServerSession, Rcpt[]>();
+  readonly counts = { connections: 0, refusedConnections: 0, messages: 0, refusedRcpts: 0, refusedMessages: 0 };
+
+  constructor(
+    private readonly opts: SmtpOptions,
+    private readonly queue: MailQueue,
+    private readonly ingest: Ingest,
+    private readonly log: Logger,
+  ) {
+    this.#trusted = new AddressList(opts.relayFrom);
+    const tls = opts.tlsCert && opts.tlsKey ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined;
+    this.server = new SMTPServer({
+      name: opts.hostname,
+      banner: "tidings ESMTP",
+      size: opts.maxMessageBytes,
+      authOptional: true,
+      // SMTP AUTH comes with users (the issue about running in the open)
+      disabledCommands: tls ? ["AUTH"] : ["AUTH", "STARTTLS"],
+      hideSTARTTLS: !tls,
+      ...(tls ?? {}),
+      hideENHANCEDSTATUSCODES: false,
+      hideSMTPUTF8: false,
+      hide8BITMIME: false,
+      hidePIPELINING: false,
+      socketTimeout: opts.idleSeconds * 1000,
+      closeTimeout: 1000,
+      logger: false,
+      // the client's name is what it says in EHLO; a DNS lookup per connection would stall on a closed network
+      disableReverseLookup: true,
+      onConnect: (session, cb) => this.#connect(session, cb),
+      onClose: (session) => this.#closed(session),
+      onMailFrom: (address, session, cb) => this.#mailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => this.#rcptTo(address, session, cb),
+      onData: (stream, session, cb) => void this.#data(stream, session, cb),
+    });
+    this.server.on("error", (err) => log.debug({ err: String(err) }, "SMTP connection error"));
+  }
+
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.server.off("error", reject);
+        resolve(this.server.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  get connections(): number {
+    return this.#open;
+  }
+
+  #connect(session: SMTPServerSession, cb: (err?: Error) => void): void {
+    const client = session.remoteAddress;
+    const count = this.#perClient.get(client) ?? 0;
+    if (this.#open >= this.opts.maxConnections || count >= this.opts.maxPerClient) {
+      this.counts.refusedConnections++;
+      // RFC 5321 §3.8: 421 and close when the service cannot take the client now
+      const why = this.#open >= this.opts.maxConnections ? "Too many connections" : `Too many connections from ${client}`;
+      (session as { refused?: boolean }).refused = true;
+      return cb(reply(421, `4.7.0 ${why}; try again later`));
+    }
+    this.#open++;
+    this.counts.connections++;
+    this.#perClient.set(client, count + 1);
+    cb();
+  }
+
+  #closed(session: SMTPServerSession): void {
+    if ((session as { refused?: boolean }).refused) return;
+    const client = session.remoteAddress;
+    this.#open--;
+    const n = (this.#perClient.get(client) ?? 1) - 1;
+    if (n <= 0) this.#perClient.delete(client);
+    else this.#perClient.set(client, n);
+  }
+
+  #mailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error) => void): void {
+    this.#rcpts.set(session, []);
+    // RFC 1870 §6.2 (smtp-server checks SIZE= against `size` itself; kept here so the reply names the limit)
+    const args = (address.args || {}) as Record<string, string>;
+    const declared = Number(args["SIZE"] ?? 0);
+    if (declared > this.opts.maxMessageBytes) {
+      return cb(reply(552, `5.3.4 Message size exceeds fixed maximum message size (${this.opts.maxMessageBytes} octets)`));
+    }
+    cb();
+  }
+
+  #rcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error) => void): void {
+    const list = this.#rcpts.get(session) ?? [];
+    if (list.length >= this.opts.maxRecipients) {
+      this.counts.refusedRcpts++;
+      // RFC 5321 §4.5.3.1.10: 452 for too many recipients; the client sends the rest later
+      return cb(reply(452, `4.5.3 Too many recipients (at most ${this.opts.maxRecipients} a message)`));
+    }
+    const trusted = this.#trusted.has(session.remoteAddress);
+    const v = rcptVerdict(address.address, { routes: this.opts.routes, gatewayAddresses: [...this.opts.gateways.keys()], trusted });
+    if (!v.ok) {
+      this.counts.refusedRcpts++;
+      this.log.info({ client: session.remoteAddress, rcpt: address.address, code: v.code, why: v.message }, "recipient refused");
+      return cb(reply(v.code, `${v.enhanced} ${v.message}`));
+    }
+    if (v.kind === "gateway") {
+      list.push({ address: address.address, group: this.opts.gateways.get(v.gateway!) });
+    } else {
+      const route = (v.route ?? routeFor(v.address.domain, this.opts.routes)) as (RoutePattern & { nextHop: string }) | undefined;
+      if (!route) return cb(reply(550, `5.1.2 <${address.address}>: No route to domain ${v.address.domain}`));
+      // DNS wants A-labels; smtp-server hands IDNs over as U-labels
+      list.push({ address: address.address, hop: route.nextHop === "mx" ? `mx:${asciiDomain(v.address.domain) ?? v.address.domain}` : route.nextHop });
+    }
+    this.#rcpts.set(session, list);
+    cb();
+  }
+
+  async #data(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): Promise<void> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let lineLen = 0;
+    let longest = 0;
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size <= this.opts.maxMessageBytes) chunks.push(chunk);
+        // longest line, counted across chunks (CRLF included)
+        let from = 0;
+        for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) {
+          longest = Math.max(longest, lineLen + i - from + 1);
+          lineLen = 0;
+          from = i + 1;
+        }
+        lineLen += chunk.length - from;
+      }
+      longest = Math.max(longest, lineLen);
+    } catch (err) {
+      return cb(reply(451, `4.3.0 Error reading message: ${(err as Error).message}`));
+    }
+    const client = session.remoteAddress;
+    const refuse = (code: number, text: string) => {
+      this.counts.refusedMessages++;
+      this.log.info({ client, code, why: text }, "message refused");
+      cb(reply(code, text));
+    };
+    if (stream.sizeExceeded || size > this.opts.maxMessageBytes) {
+      return refuse(552, `5.3.4 Message size exceeds fixed maximum message size (${this.opts.maxMessageBytes} octets)`);
+    }
+    if (longest > this.opts.maxLine) return refuse(552, `5.3.4 Message has a line of ${longest} octets (most ${this.opts.maxLine})`);
+    const data = Buffer.concat(chunks, size);
+    const head = headerSection(data);
+    const hops = (head.match(/^received:/gim) ?? []).length;
+    // RFC 5321 §6.3: a loop shows as a growing trail of Received headers
+    if (hops > this.opts.maxReceived) return refuse(554, `5.4.6 Too many hops (${hops} Received headers): mail loop?`);
+
+    const rcpts = this.#rcpts.get(session) ?? [];
+    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
+    const args = (session.envelope.mailFrom && (session.envelope.mailFrom.args as Record<string, string> | false)) || {};
+    const smtputf8 = "SMTPUTF8" in args;
+    const eightBit = String(args["BODY"] ?? "").toUpperCase() === "8BITMIME";
+    const stamped = Buffer.concat([Buffer.from(this.#received(session, rcpts, smtputf8), "latin1"), data]);
+
+    // Mail to a group first: posting is idempotent (history), so if queuing
+    // the rest fails below and the client sends again, nothing is posted twice.
+    const groups = [...new Set(rcpts.flatMap((r) => (r.group ? [r.group] : [])))];
+    if (groups.length > 0) {
+      const o = await this.ingest.article(mailToArticle(stamped, groups), { kind: "mail", client, mailFrom: from });
+      const a = (SMTP_ANSWER[o.kind] as (o: Outcome) => { code: number; text: string } | null)(o);
+      if (a) return refuse(a.code, a.text);
+    }
+    const relay = rcpts.filter((r) => r.hop);
+    let queuedAs = "";
+    if (relay.length > 0) {
+      try {
+        const r = await this.queue.enqueue({
+          sender: from, rcpts: relay.map((r) => ({ rcpt: r.address, hop: r.hop! })), data: stamped, client, origin: "smtp",
+          msgid: messageId(head), eightBit, smtputf8, received: Date.now(),
+        });
+        if (r.kind === "queued") {
+          queuedAs = r.id ? ` as ${r.id}` : "";
+          if (r.looped.length > 0) this.log.info({ msgid: messageId(head), rcpts: r.looped }, "already relayed to these recipients: not relayed again (loop)");
+        }
+      } catch (err) {
+        if (err instanceof WriterBusy || isTransient(err)) return refuse(451, `4.3.0 Queue busy (${(err as Error).message}); try again later`);
+        this.log.error({ err }, "queuing failed");
+        return refuse(451, "4.3.0 Internal error; try again later");
+      }
+    }
+    this.counts.messages++;
+    this.log.debug({ client, from, rcpts: rcpts.map((r) => r.address), bytes: stamped.length }, "message accepted");
+    cb(null, `Ok: queued${queuedAs}`);
+  }
+
+  /** RFC 5321 §4.4 trace: from the client's name and address, by us, with the protocol (RFC 3848) and, for one recipient, for whom. */
+  #received(session: SMTPServerSession, rcpts: Rcpt[], smtputf8: boolean): string {
+    const helo = (session.hostNameAppearsAs || "unknown").replace(/[^\x21-\x7e]/g, "?").slice(0, 255);
+    const esmtp = session.transmissionType.startsWith("E") || session.openingCommand === "EHLO";
+    // RFC 6531 §3.7.3: UTF8SMTP(S) when SMTPUTF8 was used; RFC 3848: ESMTP, ESMTPS
+    let proto = smtputf8 ? "UTF8SMTP" : esmtp ? "ESMTP" : "SMTP";
+    if (session.secure) proto += "S";
+    const addr = session.remoteAddress.includes(":") ? `IPv6:${session.remoteAddress}` : session.remoteAddress;
+    const rcpt = rcpts.length === 1 ? `\r\n\tfor <${rcpts[0].address}>` : "";
+    return `Received: from ${helo} ([${addr}])\r\n\tby ${this.opts.hostname} (tidings) with ${proto}${rcpt};\r\n\t${formatDateHeader(Date.now())}\r\n`;
+  }
+}
+
+/** How the SMTP front end answers the submit path's outcome for mail to a group (null: taken). */
+const SMTP_ANSWER: { [K in Outcome["kind"]]: (o: Extract<Outcome, { kind: K }>) => { code: number; text: string } | null } = {
+  accepted: () => null,
+  // the article is there already (a retried DATA, or the same mail to a group twice)
+  duplicate: () => null,
+  rejected: (o) => ({ code: 554, text: `5.6.0 Article refused: ${o.reason}` }),
+  deferred: (o) => ({ code: 451, text: `4.3.0 ${o.reason}` }),
+};
+
+/** The header section as a binary string, up to the empty line. */
+function headerSection(data: Buffer): string {
+  let end = data.indexOf("\r\n\r\n");
+  if (end < 0) end = data.indexOf("\n\n");
+  return data.subarray(0, end < 0 ? data.length : end).toString("latin1");
+}
+
+function messageId(head: string): string {
+  const m = /^message-id:[ \t]*(<[^>\r\n]*>)/im.exec(head);
+  return m ? m[1] : "";
+}

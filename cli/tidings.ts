@@ -9,6 +9,7 @@ import { formatStatus, type NodeStatus } from "../relay/status.js";
 import { readFileSync } from "node:fs";
 import { peerAdd, peerCheck } from "./peer.js";
 import { demo } from "./demo.js";
+import { formatMailq, mailqDrop, mailqList, mailqRetry, routeAdd } from "./mail.js";
 import { join } from "node:path";
 
 // SQLite work runs on libuv's pool; two connections need two threads, and
@@ -127,6 +128,59 @@ peer
       const { report, ok } = await peerCheck(loadConfig(opts.config), name);
       process.stdout.write(report.join("\n") + "\n");
       process.exit(ok ? 0 : 1);
+    }),
+  );
+
+const route = program.command("route").description("mail routes: which next hop takes mail for a domain");
+route
+  .command("add")
+  .description("write a [[route]] entry: mail for DOMAIN goes to HOST:PORT (or mx: look it up in DNS)")
+  .argument("<domain>", "example.org, *.example.org (its subdomains) or * (every other domain, for trusted senders)")
+  .argument("<next-hop>", "HOST:PORT or mx")
+  .option("-c, --config <file>", "configuration file to add to (created if missing)", "tidings.toml")
+  .action((domain, nextHop, opts) =>
+    orExit2(async () => {
+      const block = routeAdd(opts.config, domain, nextHop);
+      process.stdout.write(`added to ${opts.config}:${block}\nrestart the node to use it\n`);
+    }),
+  );
+
+const mailq = program
+  .command("mailq")
+  .description("list the mail queue: each message, its recipients, attempts and last error")
+  .option("-c, --config <file>", "configuration file (to find the data folder)")
+  .option("--data <dir>", "data folder")
+  .option("--json", "print the queue as JSON")
+  .action((opts) =>
+    orExit2(async () => {
+      const q = await mailqList(loadConfig(opts.config, { dataDir: opts.data }).node.data_dir);
+      process.stdout.write(opts.json ? JSON.stringify(q, null, 2) + "\n" : formatMailq(q));
+    }),
+  );
+mailq
+  .command("retry")
+  .description("make a queued message (or all) due now; a running node sends it at its next sweep (mail.sweep)")
+  .argument("<id>", "message id from tidings mailq, or all")
+  .option("-c, --config <file>", "configuration file (to find the data folder)")
+  .option("--data <dir>", "data folder")
+  .action((id, opts) =>
+    orExit2(async () => {
+      if (id !== "all" && !/^\d+$/.test(id)) throw new Error(`expected a message id or all, got ${id}`);
+      const n = await mailqRetry(loadConfig(opts.config, { dataDir: opts.data }).node.data_dir, id === "all" ? "all" : Number(id));
+      process.stdout.write(`${n} recipients due now\n`);
+    }),
+  );
+mailq
+  .command("drop")
+  .description("remove a queued message without delivering or bouncing it")
+  .argument("<id>", "message id from tidings mailq")
+  .option("-c, --config <file>", "configuration file (to find the data folder)")
+  .option("--data <dir>", "data folder")
+  .action((id, opts) =>
+    orExit2(async () => {
+      if (!/^\d+$/.test(id)) throw new Error(`expected a message id, got ${id}`);
+      if (!(await mailqDrop(loadConfig(opts.config, { dataDir: opts.data }).node.data_dir, Number(id)))) throw new Error(`no message ${id} in the queue`);
+      process.stdout.write(`message ${id} dropped\n`);
     }),
   );
 

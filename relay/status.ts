@@ -5,6 +5,8 @@ import { join } from "node:path";
 import type { Node } from "./node.js";
 import type { FeedStats } from "./feeds/peer-feed.js";
 import type { BacklogStats } from "../storage/backlog.js";
+import type { QueueStats } from "../storage/mail-queue.js";
+import type { HopStats } from "./mail/outbound.js";
 
 export interface PeerStatus extends FeedStats {
   name: string;
@@ -20,6 +22,12 @@ export interface NodeStatus {
   started: number;
   articles: { accepted: number; duplicate: number; rejected: number; deferred: number; loops: number };
   peers: PeerStatus[];
+  smtp: string;
+  mail: QueueStats & {
+    received: { connections: number; refusedConnections: number; messages: number; refusedRcpts: number; refusedMessages: number };
+    counts: { queued: number; sent: number; failed: number; retried: number; looped: number };
+    delivery: (HopStats & { hop: string })[];
+  };
 }
 
 export class StatusWriter {
@@ -59,6 +67,13 @@ export class StatusWriter {
       started: this.started,
       articles: { ...n.ingest.counts },
       peers,
+      smtp: n.smtpAddress ? `${n.smtpAddress.host}:${n.smtpAddress.port}` : "off",
+      mail: {
+        ...(await n.storage.mail.stats()),
+        received: n.smtp ? { ...n.smtp.counts } : { connections: 0, refusedConnections: 0, messages: 0, refusedRcpts: 0, refusedMessages: 0 },
+        counts: { ...n.storage.mail.counts },
+        delivery: [...n.outbound.stats].map(([hop, st]) => ({ hop, ...st })),
+      },
     };
   }
 
@@ -87,6 +102,22 @@ export function formatStatus(s: NodeStatus, now = Date.now()): string {
     `articles: ${s.articles.accepted} accepted, ${s.articles.duplicate} duplicate, ${s.articles.rejected} rejected, ${s.articles.deferred} deferred, ${s.articles.loops} refused for a Path loop`,
     "",
   ];
+  const m = s.mail;
+  if (m) {
+    lines.push(
+      `mail (smtp ${s.smtp}): received ${m.received.messages} messages on ${m.received.connections} connections; refused ${m.received.refusedRcpts} recipients, ${m.received.refusedMessages} messages, ${m.received.refusedConnections} connections`,
+      `  queue: ${m.messages} messages, ${m.recipients} recipients, oldest ${m.oldest ? age(m.oldest) : "-"}; sent ${m.counts.sent}, bounced ${m.counts.failed}, deferred ${m.counts.retried} times, not relayed again (loops) ${m.counts.looped}`,
+    );
+    const hops = new Map(m.delivery.map((d) => [d.hop, d]));
+    for (const h of m.hops) {
+      const d = hops.get(h.hop);
+      lines.push(
+        `  next hop ${h.hop}: ${h.recipients} recipients waiting, ${h.deferred} deferred, next try ${h.nextTry <= now ? "now" : `in ${human((h.nextTry - now) / 1000)}`}` +
+          `; last error: ${d?.lastError ? `${d.lastError} (${age(d.lastErrorAt)} ago)` : h.lastError || "none"}`,
+      );
+    }
+    lines.push("");
+  }
   if (s.peers.length === 0) lines.push("no peers configured");
   for (const p of s.peers) {
     lines.push(

@@ -249,24 +249,8 @@ export class MailQueue implements Contributor<Item, MailResult> {
   }
 
   /** The queue for `tidings mailq`: every message with its recipients. */
-  async list(limit = 1000): Promise<QueueEntry[]> {
-    const rows = await this.reader.all<{
-      id: number; sender: string; received: number; bytes: number; origin: string; msgid: string; rcpt: string; hop: string; attempts: number; next_try: number; last_error: string;
-    }>(
-      `SELECT m.id, m.sender, m.received, m.bytes, m.origin, m.msgid, r.rcpt, r.hop, r.attempts, r.next_try, r.last_error
-       FROM (SELECT id FROM mail ORDER BY id LIMIT ?) l JOIN mail m ON m.id = l.id JOIN mail_rcpt r ON r.mail = m.id ORDER BY m.id, r.rcpt`,
-      [limit],
-    );
-    const out: QueueEntry[] = [];
-    for (const r of rows) {
-      let last = out[out.length - 1];
-      if (!last || last.id !== r.id) {
-        last = { id: r.id, sender: r.sender, received: r.received, bytes: r.bytes, origin: r.origin, msgid: r.msgid, rcpts: [] };
-        out.push(last);
-      }
-      last.rcpts.push({ rcpt: r.rcpt, hop: r.hop, attempts: r.attempts, nextTry: r.next_try, lastError: r.last_error });
-    }
-    return out;
+  list(limit = 1000): Promise<QueueEntry[]> {
+    return listQueue(this.reader, limit);
   }
 
   async stats(): Promise<QueueStats> {
@@ -282,4 +266,25 @@ export class MailQueue implements Contributor<Item, MailResult> {
       hops: hops.map((h) => ({ hop: h.hop, recipients: h.recipients, deferred: h.deferred, lastError: h.last_error, nextTry: h.next_try })),
     };
   }
+}
+
+/** The queue, message by message with its recipients, oldest first (also read by `tidings mailq` beside a running node). */
+export async function listQueue(reader: Reader, limit: number): Promise<QueueEntry[]> {
+  const rows = await reader.all<{
+    id: number; sender: string; received: number; bytes: number; origin: string; msgid: string; rcpt: string; hop: string; attempts: number; next_try: number; last_error: string;
+  }>(
+    `SELECT m.id, m.sender, m.received, m.bytes, m.origin, m.msgid, r.rcpt, r.hop, r.attempts, r.next_try, r.last_error
+     FROM (SELECT id FROM mail ORDER BY id LIMIT ?) l JOIN mail m ON m.id = l.id JOIN mail_rcpt r ON r.mail = m.id ORDER BY m.id, r.rcpt`,
+    [limit],
+  );
+  const out: QueueEntry[] = [];
+  for (const r of rows) {
+    let last = out[out.length - 1];
+    if (!last || last.id !== r.id) {
+      last = { id: r.id, sender: r.sender, received: r.received, bytes: r.bytes, origin: r.origin, msgid: r.msgid, rcpts: [] };
+      out.push(last);
+    }
+    last.rcpts.push({ rcpt: r.rcpt, hop: r.hop, attempts: r.attempts, nextTry: r.next_try, lastError: r.last_error });
+  }
+  return out;
 }

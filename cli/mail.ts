@@ -1,0 +1,83 @@
+// `tidings route add` and `tidings mailq`: the mail queue from the shell,
+// as Postfix's postconf/postqueue do. mailq reads the node's database
+// directly (SQLite lets a second process read and write beside the node);
+// a running node picks up "retry" at its next sweep (mail.sweep).
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig } from "../config/load.js";
+import { Db, ReadPool } from "../storage/sqlite.js";
+import { listQueue, type QueueEntry } from "../storage/mail-queue.js";
+
+export function routeAdd(file: string, domain: string, nextHop: string): string {
+  const before = existsSync(file) ? readFileSync(file, "utf8") : "";
+  if (before) {
+    const cfg = loadConfig(file);
+    if (cfg.route.some((r) => r.domain.toLowerCase() === domain.toLowerCase())) throw new Error(`${file} already has a route for ${domain}`);
+  }
+  const block = ["", "[[route]]", `domain = ${JSON.stringify(domain)}`, `next_hop = ${JSON.stringify(nextHop)}`, ""].join("\n");
+  const after = (before && !before.endsWith("\n") ? before + "\n" : before) + block;
+  writeFileSync(file + ".new", after);
+  try {
+    loadConfig(file + ".new");
+  } catch (err) {
+    throw new Error(`the new entry would not validate: ${(err as Error).message}`);
+  }
+  writeFileSync(file, after);
+  return block;
+}
+
+async function openQueue(dataDir: string): Promise<Db> {
+  const file = join(dataDir, "tidings.sqlite");
+  if (!existsSync(file)) throw new Error(`no database at ${file}: has a node run with this data folder?`);
+  const db = await Db.open(file);
+  await db.exec("PRAGMA busy_timeout = 5000");
+  return db;
+}
+
+export async function mailqList(dataDir: string): Promise<QueueEntry[]> {
+  const db = await openQueue(dataDir);
+  try {
+    return await listQueue(new ReadPool([db]), 100_000);
+  } finally {
+    await db.close();
+  }
+}
+
+export function formatMailq(q: QueueEntry[], now = Date.now()): string {
+  if (q.length === 0) return "mail queue is empty\n";
+  const lines: string[] = [];
+  for (const m of q) {
+    lines.push(`${m.id}  ${m.bytes} bytes  ${new Date(m.received).toISOString()}  from <${m.sender}>  ${m.msgid}`);
+    for (const r of m.rcpts) {
+      const when = r.nextTry <= now ? "due now" : `next try in ${Math.ceil((r.nextTry - now) / 1000)} s`;
+      lines.push(`    <${r.rcpt}> via ${r.hop}: ${r.attempts} attempts, ${when}${r.lastError ? `; last error: ${r.lastError}` : ""}`);
+    }
+  }
+  lines.push(`-- ${q.length} messages, ${q.reduce((n, m) => n + m.rcpts.length, 0)} recipients`);
+  return lines.join("\n") + "\n";
+}
+
+/** Makes one message (or all) due now; returns how many recipient rows changed. */
+export async function mailqRetry(dataDir: string, id: number | "all"): Promise<number> {
+  const db = await openQueue(dataDir);
+  try {
+    const r = id === "all" ? await db.run("UPDATE mail_rcpt SET next_try = 0") : await db.run("UPDATE mail_rcpt SET next_try = 0 WHERE mail = ?", [id]);
+    return r.changes;
+  } finally {
+    await db.close();
+  }
+}
+
+/** Removes one message without delivering or bouncing it; returns whether it was there. */
+export async function mailqDrop(dataDir: string, id: number): Promise<boolean> {
+  const db = await openQueue(dataDir);
+  try {
+    await db.exec("BEGIN IMMEDIATE");
+    await db.run("DELETE FROM mail_rcpt WHERE mail = ?", [id]);
+    const r = await db.run("DELETE FROM mail WHERE id = ?", [id]);
+    await db.exec("COMMIT");
+    return r.changes > 0;
+  } finally {
+    await db.close();
+  }
+}

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { parse, TomlError } from "smol-toml";
 import { z } from "zod";
-import { ConfigSchema, type Config } from "./schema.js";
+import { CheckedConfigSchema, type Config } from "./schema.js";
 
 export class ConfigError extends Error {}
 
@@ -38,7 +38,7 @@ export function loadConfig(file: string | undefined, overrides: Overrides = {}):
   if (overrides.nntpListen) section("nntp").listen = overrides.nntpListen;
   if (overrides.smtpListen) section("smtp").listen = overrides.smtpListen;
   if (overrides.logLevel) section("log").level = overrides.logLevel;
-  const result = ConfigSchema.safeParse(raw);
+  const result = CheckedConfigSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(describe(file ?? "(defaults)", source, result.error));
   return result.data;
 }

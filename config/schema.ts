@@ -7,7 +7,8 @@ import { wildmatError } from "../protocol/article/wildmat.js";
 
 const hostPort = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, "expected HOST:PORT, e.g. 127.0.0.1:1119");
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/, "expected HOST:PORT, e.g. 127.0.0.1:1119")
+  .refine((s) => Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, "expected a port from 0 to 65535");
 
 const cidr = z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, "expected an address or CIDR block, e.g. 127.0.0.0/8");
 
@@ -160,6 +161,32 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   group: doc("[[group]]", z.array(GroupSchema), DEFAULT_GROUPS.map((g) => GroupSchema.parse(g)), "Groups carried: name, status (y posting allowed, n no local posting, m moderated) and description. Listing any replaces the defaults.", DEFAULT_GROUPS.map((g) => `${g.name} (${g.status})`).join(", ")),
+});
+
+/** Rules that span keys: each names the key at fault, so the error gives its file and line. */
+export const CheckedConfigSchema = ConfigSchema.superRefine((c, ctx) => {
+  const seen = new Map<string, number>();
+  c.route.forEach((r, i) => {
+    const d = r.domain.toLowerCase();
+    if (seen.has(d)) ctx.addIssue({ code: "custom", path: ["route", i, "domain"], message: `a second route for ${r.domain} (the first is [[route]] number ${seen.get(d)! + 1})` });
+    seen.set(d, i);
+  });
+  const addresses = new Map<string, string>();
+  c.group.forEach((g, i) => {
+    if (g.address) {
+      const a = g.address.toLowerCase();
+      if (addresses.has(a)) ctx.addIssue({ code: "custom", path: ["group", i, "address"], message: `${g.address} is already the address of ${addresses.get(a)}` });
+      addresses.set(a, g.name);
+    }
+    g.subscribers.forEach((sub, j) => {
+      const domain = sub.slice(sub.lastIndexOf("@") + 1).toLowerCase();
+      const routed = c.route.some((r) => r.domain === "*" || r.domain.toLowerCase() === domain || (r.domain.startsWith("*.") && domain.endsWith(r.domain.slice(1).toLowerCase())));
+      if (!routed) ctx.addIssue({ code: "custom", path: ["group", i, "subscribers", j], message: `no [[route]] takes mail for ${domain}, so ${sub} would never get the group's articles` });
+    });
+  });
+  if (Boolean(c.smtp.tls_cert) !== Boolean(c.smtp.tls_key)) {
+    ctx.addIssue({ code: "custom", path: ["smtp", c.smtp.tls_cert ? "tls_key" : "tls_cert"], message: "STARTTLS needs both smtp.tls_cert and smtp.tls_key" });
+  }
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

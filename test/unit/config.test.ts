@@ -64,3 +64,25 @@ test("tidings serve refuses to start on a bad file and says why", () => {
     assert.ok(r.stderr.includes(`${file}:2: key nntp.idle_timeout`), r.stderr);
   });
 });
+
+test("mail keys: defaults, and rules across keys name the key at fault with its line", () => {
+  const c = loadConfig(undefined);
+  assert.equal(c.smtp.listen, "127.0.0.1:2525");
+  assert.deepEqual(c.smtp.relay_from, ["127.0.0.0/8", "::1"]);
+  assert.deepEqual(c.route, []);
+  withFile('[[route]]\ndomain = "example.org"\nnext_hop = "127.0.0.1:25"\n\n[[route]]\ndomain = "EXAMPLE.org"\nnext_hop = "mx"\n', (file) => {
+    assert.throws(() => loadConfig(file), (e: Error) => e instanceof ConfigError && e.message.includes(`${file}:6: key route.1.domain: a second route for EXAMPLE.org`));
+  });
+  withFile('[[group]]\nname = "a.b"\nsubscribers = ["x@nowhere.example"]\n', (file) => {
+    assert.throws(() => loadConfig(file), (e: Error) => e instanceof ConfigError && e.message.includes(`${file}:3: key group.0.subscribers.0: no [[route]] takes mail for nowhere.example`));
+  });
+  withFile('[[route]]\ndomain = "*.example.org"\nnext_hop = "mx"\n\n[[group]]\nname = "a.b"\nsubscribers = ["x@lists.example.org"]\n', (file) => {
+    assert.equal(loadConfig(file).group[0].subscribers[0], "x@lists.example.org");
+  });
+  withFile('[smtp]\nlisten = "127.0.0.1:99999"\n', (file) => {
+    assert.throws(() => loadConfig(file), (e: Error) => e.message.includes(`${file}:2: key smtp.listen`));
+  });
+  withFile('[smtp]\ntls_cert = "/etc/cert.pem"\n', (file) => {
+    assert.throws(() => loadConfig(file), (e: Error) => e.message.includes("key smtp.tls_key: STARTTLS needs both"));
+  });
+});

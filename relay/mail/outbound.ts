@@ -97,7 +97,10 @@ class Hop {
     }
     if (this.stats.downUntil && this.stats.downUntil > Date.now()) return;
     this.#running = true;
-    this.#idle = this.#run().finally(() => (this.#running = false));
+    // a failed settle (storage error) would otherwise be an unhandled rejection, which ends the process
+    this.#idle = this.#run()
+      .catch((err) => this.log.error({ err: String(err) }, "mail delivery stopped; the next sweep tries again"))
+      .finally(() => (this.#running = false));
   }
 
   async stop(): Promise<void> {
@@ -118,17 +121,21 @@ class Hop {
           return;
         }
         if (due.length === 0) break;
-        const settle: Settle[] = [];
-        const bounces: NewMail[] = [];
         let down = false;
+        // Each message is settled as soon as its own delivery is over, not
+        // with the rest of the batch: a message the hop has taken but that is
+        // still queued here is sent again after a crash, so that window is
+        // kept to the one commit (the group commit joins these settles).
         await Promise.all(
           due.map(async (m) => {
             const results = down ? m.rcpts.map(() => ({ kind: "retry", error: this.stats.lastError ?? "hop down" }) as Disposition) : await this.#deliver(m);
             if (results.some((r) => r.kind === "retry" && r.unreachable)) down = true;
+            const settle: Settle[] = [];
+            const bounces: NewMail[] = [];
             this.#settle(m, results, settle, bounces);
+            await this.queue.settle(settle, bounces);
           }),
         );
-        await this.queue.settle(settle, bounces);
         if (down) {
           // Postfix's dead destination: the rest waits for the retry time instead of each trying and failing
           this.stats.downUntil = Date.now() + this.opts.retryFirst * 1000;

@@ -166,7 +166,8 @@ mailq
   .action((id, opts) =>
     orExit2(async () => {
       if (id !== "all" && !/^\d+$/.test(id)) throw new Error(`expected a message id or all, got ${id}`);
-      const n = await mailqRetry(loadConfig(opts.config, { dataDir: opts.data }).node.data_dir, id === "all" ? "all" : Number(id));
+      const o = { ...mailq.opts(), ...opts }; // --data may be read as mailq's own option
+      const n = await mailqRetry(loadConfig(o.config, { dataDir: o.data }).node.data_dir, id === "all" ? "all" : Number(id));
       process.stdout.write(`${n} recipients due now\n`);
     }),
   );
@@ -179,7 +180,8 @@ mailq
   .action((id, opts) =>
     orExit2(async () => {
       if (!/^\d+$/.test(id)) throw new Error(`expected a message id, got ${id}`);
-      if (!(await mailqDrop(loadConfig(opts.config, { dataDir: opts.data }).node.data_dir, Number(id)))) throw new Error(`no message ${id} in the queue`);
+      const o = { ...mailq.opts(), ...opts };
+      if (!(await mailqDrop(loadConfig(o.config, { dataDir: o.data }).node.data_dir, Number(id)))) throw new Error(`no message ${id} in the queue`);
       process.stdout.write(`message ${id} dropped\n`);
     }),
   );

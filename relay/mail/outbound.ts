@@ -32,7 +32,7 @@ export interface HopStats {
 }
 
 /** A reply or failure for one recipient, as a disposition. */
-type Disposition = { kind: "sent" } | { kind: "retry"; error: string; unreachable?: boolean } | { kind: "failed"; error: string; status: string; remote?: string };
+type Disposition = { kind: "sent" } | { kind: "retry"; error: string; unreachable?: boolean; suspended?: boolean } | { kind: "failed"; error: string; status: string; remote?: string };
 
 export class MailOutbound {
   #hops = new Map<string, Hop>();
@@ -54,7 +54,8 @@ export class MailOutbound {
   async sweep(): Promise<void> {
     if (this.#stopped) return;
     const now = Date.now();
-    for (const { hop, due } of await this.queue.hops()) if (due <= now) this.#hop(hop).kick();
+    // due = 0 is `tidings mailq retry`: try now even if the hop was found down
+    for (const { hop, due } of await this.queue.hops()) if (due <= now) this.#hop(hop).kick(due === 0);
   }
 
   async stop(): Promise<void> {
@@ -90,15 +91,18 @@ class Hop {
     private readonly stopped: () => boolean,
   ) {}
 
-  kick(): void {
+  kick(force = false): void {
     if (this.#running) {
       this.#again = true;
       return;
     }
-    if (this.stats.downUntil && this.stats.downUntil > Date.now()) return;
+    if (force) this.stats.downUntil = null;
+    // while the hop is down, new mail is deferred at once with the reason (Postfix's
+    // "delivery temporarily suspended"), so mailq and status say why it waits
+    const suspended = this.stats.downUntil !== null && this.stats.downUntil > Date.now();
     this.#running = true;
     // a failed settle (storage error) would otherwise be an unhandled rejection, which ends the process
-    this.#idle = this.#run()
+    this.#idle = this.#run(suspended)
       .catch((err) => this.log.error({ err: String(err) }, "mail delivery stopped; the next sweep tries again"))
       .finally(() => (this.#running = false));
   }
@@ -108,7 +112,7 @@ class Hop {
     this.#transport?.close();
   }
 
-  async #run(): Promise<void> {
+  async #run(suspended: boolean): Promise<void> {
     do {
       this.#again = false;
       for (;;) {
@@ -121,14 +125,14 @@ class Hop {
           return;
         }
         if (due.length === 0) break;
-        let down = false;
+        let down = suspended;
         // Each message is settled as soon as its own delivery is over, not
         // with the rest of the batch: a message the hop has taken but that is
         // still queued here is sent again after a crash, so that window is
         // kept to the one commit (the group commit joins these settles).
         await Promise.all(
           due.map(async (m) => {
-            const results = down ? m.rcpts.map(() => ({ kind: "retry", error: this.stats.lastError ?? "hop down" }) as Disposition) : await this.#deliver(m);
+            const results = down ? m.rcpts.map(() => ({ kind: "retry", error: `delivery temporarily suspended: ${this.stats.lastError ?? "hop down"}`, suspended: true }) as Disposition) : await this.#deliver(m);
             if (results.some((r) => r.kind === "retry" && r.unreachable)) down = true;
             const settle: Settle[] = [];
             const bounces: NewMail[] = [];
@@ -137,9 +141,11 @@ class Hop {
           }),
         );
         if (down) {
-          // Postfix's dead destination: the rest waits for the retry time instead of each trying and failing
-          this.stats.downUntil = Date.now() + this.opts.retryFirst * 1000;
-          this.log.info({ error: this.stats.lastError, retryIn: this.opts.retryFirst }, "next hop unreachable; mail deferred");
+          if (!suspended) {
+            // Postfix's dead destination: the rest waits for the retry time instead of each trying and failing
+            this.stats.downUntil = Date.now() + this.opts.retryFirst * 1000;
+            this.log.info({ error: this.stats.lastError, retryIn: this.opts.retryFirst }, "next hop unreachable; mail deferred");
+          }
           break;
         }
         this.stats.downUntil = null;
@@ -157,8 +163,10 @@ class Hop {
         settle.push({ mail: m.id, rcpt: r.rcpt, outcome: "sent" });
         return;
       }
-      this.stats.lastError = d.error;
-      this.stats.lastErrorAt = now;
+      if (!(d.kind === "retry" && d.suspended)) {
+        this.stats.lastError = d.error;
+        this.stats.lastErrorAt = now;
+      }
       const expired = d.kind === "retry" && now - m.received > this.opts.maxLifetime * 1000;
       if (d.kind === "retry" && !expired) {
         this.stats.deferred++;

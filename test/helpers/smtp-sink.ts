@@ -122,10 +122,11 @@ export class SmtpSink {
   }
 
   /** Listens on 127.0.0.1, a free port; resolves to the port. */
-  start(): Promise<number> {
+  /** Listens on 127.0.0.1:port (0: a free port); resolves with the port. */
+  start(port = 0): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(0, "127.0.0.1", () => {
+      this.server.listen(port, "127.0.0.1", () => {
         this.server.off("error", reject);
         resolve((this.server.server.address() as AddressInfo).port);
       });

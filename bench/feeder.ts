@@ -2,7 +2,7 @@
 // pipelined CHECK and sends the wanted ones with TAKETHIS, over one or more
 // connections, and reports what was accepted. Talks to any NNTP transit
 // server, so tidings and INN are measured by the same client.
-import net from "node:net";
+import { NntpClient } from "../protocol/nntp/client.js";
 
 export interface FeedOptions {
   host: string;
@@ -84,42 +84,10 @@ export async function openFeed(o: Omit<FeedOptions, "count" | "connections">, fr
     articles.set(a.msgid, a.wire);
     order.push(a.msgid);
   }
-  const socket = net.connect(o.port, o.host);
-  socket.setNoDelay(true);
-  await new Promise<void>((res, rej) => {
-    socket.once("connect", res);
-    socket.once("error", rej);
-  });
-  let buf = "";
-  let lineWaiter: ((l: string) => void) | undefined;
-  const lines: string[] = [];
-  let onLine: ((l: string) => void) | undefined;
-  socket.setEncoding("latin1");
-  socket.on("data", (d: string) => {
-    buf += d;
-    // the TAKETHIS and CHECK written for one batch of replies go out in one writev
-    socket.cork();
-    try {
-      let i: number;
-      while ((i = buf.indexOf("\r\n")) >= 0) {
-        const l = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (onLine) onLine(l);
-        else if (lineWaiter) {
-          const w = lineWaiter;
-          lineWaiter = undefined;
-          w(l);
-        } else lines.push(l);
-      }
-    } finally {
-      socket.uncork();
-    }
-  });
-  const next = () => new Promise<string>((res) => (lines.length ? res(lines.shift()!) : (lineWaiter = res)));
-  const greeting = await next();
+  // the client corks what is written in one tick: the TAKETHIS and CHECK written for one batch of replies go out in one writev
+  const { client, greeting } = await NntpClient.open(o.host, o.port, { timeoutMs: o.timeoutMs ?? 600_000 });
   if (!/^20[01]/.test(greeting)) throw new Error(`greeting: ${greeting}`);
-  socket.write("MODE STREAM\r\n");
-  const mode = await next();
+  const mode = await client.command("MODE STREAM");
   if (!mode.startsWith("203")) throw new Error(`MODE STREAM refused: ${mode}`);
 
   return async () => {
@@ -134,8 +102,7 @@ export async function openFeed(o: Omit<FeedOptions, "count" | "connections">, fr
         if (o.tolerateClose) resolve();
         else reject(new Error(`connection closed after ${done}/${total}`));
       };
-      socket.on("close", gone);
-      socket.on("error", () => {});
+      client.onClose = gone;
       const offerMore = () => {
         let out = "";
         while (outstanding < o.window && nextIndex < total) {
@@ -143,24 +110,24 @@ export async function openFeed(o: Omit<FeedOptions, "count" | "connections">, fr
           outstanding++;
           r.offered++;
         }
-        if (out) socket.write(out);
+        if (out) client.write(out);
       };
       const finishOne = () => {
         done++;
         if (done === total) {
           clearTimeout(timer);
-          socket.off("close", gone);
+          client.onClose = undefined;
           resolve();
         }
       };
-      onLine = (l) => {
+      client.onLine = (l) => {
         const code = l.slice(0, 3);
         const id = l.split(" ")[1];
         switch (code) {
           case "238": {
             const wire = articles.get(id)!;
-            socket.write(`TAKETHIS ${id}\r\n`);
-            socket.write(wire);
+            client.write(`TAKETHIS ${id}\r\n`);
+            client.write(wire);
             r.bytes += wire.length;
             break;
           }
@@ -191,7 +158,8 @@ export async function openFeed(o: Omit<FeedOptions, "count" | "connections">, fr
       };
       offerMore();
     });
-    socket.end("QUIT\r\n");
+    client.onLine = undefined;
+    client.close();
     return r;
   };
 }

@@ -1,7 +1,7 @@
 // Memory: a million 1 KB articles into one node, RSS printed on the way.
 // Part of `npm run bench`; `node dist/bench/million.js` runs it alone.
 import { readFileSync } from "node:fs";
-import net from "node:net";
+import { NntpClient } from "../protocol/nntp/client.js";
 import { startNode } from "../test/helpers/node.js";
 import { feed } from "./feeder.js";
 
@@ -39,47 +39,35 @@ export async function millionArticles(total: number): Promise<void> {
 
 /** OVER 1- on local.test, read as fast as it comes: time to the first overview line, lines, RSS growth. */
 async function overAll(port: number, pid: number): Promise<{ firstMs: number; lines: number; ms: number; growthMb: number }> {
-  const sock = net.connect(port, "127.0.0.1");
-  await new Promise((r) => sock.once("connect", r));
+  const { client } = await NntpClient.open("127.0.0.1", port);
   const before = rss(pid).rss;
   let peak = before;
   const sampler = setInterval(() => (peak = Math.max(peak, rss(pid).rss)), 50);
-  let text = "";
-  let stage = 0; // 0 greeting, 1 GROUP's 211, 2 OVER's 224, 3 lines
   let lines = 0;
   let firstMs = -1;
-  let t0 = 0;
+  const g = await client.command("GROUP local.test");
+  if (!g.startsWith("211")) throw new Error(`GROUP: ${g}`);
+  const t0 = performance.now();
+  const over = await client.command("OVER 1-");
+  if (!over.startsWith("224")) throw new Error(`OVER: ${over}`);
+  // each overview line as it arrives, to time the first
   await new Promise<void>((resolve, reject) => {
-    sock.on("error", reject);
-    sock.on("data", (d: Buffer) => {
-      text += d.toString("latin1");
-      let i: number;
-      while ((i = text.indexOf("\r\n")) >= 0) {
-        const line = text.slice(0, i);
-        text = text.slice(i + 2);
-        if (stage === 0) {
-          stage = 1;
-          sock.write("GROUP local.test\r\n");
-        } else if (stage === 1) {
-          stage = 2;
-          t0 = performance.now();
-          sock.write("OVER 1-\r\n");
-        } else if (stage === 2) {
-          if (!line.startsWith("224")) return reject(new Error(`OVER: ${line}`));
-          stage = 3;
-        } else if (line === ".") {
-          resolve();
-          return;
-        } else {
-          if (lines === 0) firstMs = performance.now() - t0;
-          lines++;
-        }
+    client.onClose = reject;
+    client.onLine = (line) => {
+      if (line === ".") {
+        client.onLine = undefined;
+        resolve();
+      } else {
+        if (lines === 0) firstMs = performance.now() - t0;
+        lines++;
       }
-    });
+    };
+    for (const l of client.takeBuffered()) client.onLine?.(l);
   });
   const ms = performance.now() - t0;
   clearInterval(sampler);
-  sock.destroy();
+  client.onClose = undefined;
+  client.destroy();
   return { firstMs, lines, ms, growthMb: Math.max(peak, rss(pid).rss) - before };
 }
 

@@ -9,7 +9,7 @@ import { Receiver } from "./receiver.js";
 import { feed, makeArticle } from "./feeder.js";
 import { startNode, tempDir } from "../test/helpers/node.js";
 import { Mesh, chain } from "../test/helpers/mesh.js";
-import { NntpConnection } from "../relay/feeds/connection.js";
+import { NntpClient } from "../protocol/nntp/client.js";
 
 
 function pct(xs: number[], p: number): number {
@@ -20,8 +20,7 @@ function pct(xs: number[], p: number): number {
 
 /** Offers articles one at a time by TAKETHIS to `port` and times each until the receiver has it. */
 async function hopLatency(port: number, rx: Receiver, n: number, tag: string): Promise<number[]> {
-  const c = await NntpConnection.connect("127.0.0.1", port);
-  await c.line();
+  const { client: c } = await NntpClient.open("127.0.0.1", port);
   const m = await c.command("MODE STREAM");
   if (!m.startsWith("203")) throw new Error(m);
   const times: number[] = [];
@@ -61,8 +60,7 @@ async function chainRun(n: number, sync: "full" | "normal", samples: number, flo
     (i === n - 1 ? `[[peer]]\nname = "rx"\nhost = "127.0.0.1"\nport = ${rx.port}\ngroups = "*"\nwindow = 300\n` : "");
   const mesh = await Mesh.start(n, chain(n), extra);
   try {
-    const inject = await NntpConnection.connect("127.0.0.1", mesh.nodes[0].port);
-    await inject.line();
+    const { client: inject } = await NntpClient.open("127.0.0.1", mesh.nodes[0].port);
     await inject.command("MODE STREAM");
     const tag = `ch${n}${sync}${Date.now().toString(36)}`;
     const perHop: number[] = [];

@@ -2,118 +2,11 @@
 // pipelined ARTICLE by number. Works against tidings and INN's nnrpd alike.
 //
 // Responses are parsed synchronously as data arrives (no promise per
-// response) and ARTICLE keeps a sliding window of commands in flight, so the
+// response, no string per overview line: the client's onReplies()) and ARTICLE keeps a sliding window of commands in flight, so the
 // client stays well below a core; its CPU is measured and reported with the
 // figures, as is the server's when a pid is given.
-import net from "node:net";
+import { NntpClient } from "../protocol/nntp/client.js";
 import { procCpuSeconds } from "./feed-procs.js";
-
-const CRLF_DOT_CRLF = Buffer.from("\r\n.\r\n");
-
-/** One reader connection; a response is a status line, plus a dot-terminated block for multi-line codes. */
-class Conn {
-  #buf: Buffer = Buffer.alloc(0);
-  /** Where to resume the search for the end of the current response. */
-  #scan = 0;
-  #onResponse?: (status: string, lines: number) => void;
-  #multi: (status: string) => boolean = () => false;
-  #countLines = false;
-  #wait?: () => void;
-  #closed = false;
-
-  constructor(readonly s: net.Socket) {
-    s.on("data", (d: Buffer) => {
-      this.#buf = this.#buf.length ? Buffer.concat([this.#buf, d]) : d;
-      if (this.#onResponse) this.#drain();
-      const w = this.#wait;
-      this.#wait = undefined;
-      w?.();
-    });
-    s.on("close", () => {
-      this.#closed = true;
-      const w = this.#wait;
-      this.#wait = undefined;
-      w?.();
-    });
-    s.on("error", () => {});
-  }
-
-  static async open(host: string, port: number): Promise<Conn> {
-    const s = net.connect(port, host);
-    s.setNoDelay(true);
-    await new Promise<void>((r, j) => (s.once("connect", r), s.once("error", j)));
-    const c = new Conn(s);
-    await c.line();
-    return c;
-  }
-
-  /** A single status line, for the set-up commands. */
-  async line(): Promise<string> {
-    for (;;) {
-      const i = this.#buf.indexOf("\r\n");
-      if (i >= 0) {
-        const l = this.#buf.toString("latin1", 0, i);
-        this.#buf = this.#buf.subarray(i + 2);
-        return l;
-      }
-      if (this.#closed) throw new Error("connection closed");
-      await new Promise<void>((r) => (this.#wait = r));
-    }
-  }
-
-  /** Calls `fn` for every complete response from now on; `multi` says which status codes carry a block. */
-  stream(multi: (status: string) => boolean, countLines: boolean, fn: (status: string, lines: number) => void): void {
-    this.#multi = multi;
-    this.#countLines = countLines;
-    this.#onResponse = fn;
-    this.#scan = 0;
-    this.#drain();
-  }
-
-  unstream(): void {
-    this.#onResponse = undefined;
-  }
-
-  #drain(): void {
-    const b = this.#buf;
-    let at = 0;
-    for (;;) {
-      const eol = b.indexOf("\r\n", at);
-      if (eol < 0) break;
-      const status = b.toString("latin1", at, Math.min(eol, at + 3));
-      if (!this.#multi(status)) {
-        at = eol + 2;
-        this.#scan = 0;
-        this.#onResponse!(status, 0);
-        if (!this.#onResponse) break;
-        continue;
-      }
-      // the block's terminator: "\r\n.\r\n" from the status line's own CRLF on
-      const from = Math.max(eol, this.#scan);
-      const end = b.indexOf(CRLF_DOT_CRLF, from);
-      if (end < 0) {
-        this.#scan = Math.max(eol, b.length - 4); // resume there when more arrives
-        break;
-      }
-      let lines = 0;
-      if (this.#countLines) for (let j = b.indexOf("\r\n", eol + 2); j >= 0 && j <= end; j = b.indexOf("\r\n", j + 2)) lines++;
-      at = end + 5;
-      this.#scan = 0;
-      this.#onResponse!(status, lines);
-      if (!this.#onResponse) break;
-    }
-    this.#buf = at ? b.subarray(at) : b;
-    if (at) this.#scan = Math.max(0, this.#scan - at);
-  }
-
-  send(s: string): void {
-    this.s.write(s, "latin1");
-  }
-
-  close(): void {
-    this.s.destroy();
-  }
-}
 
 export interface ReaderPhase {
   /** Lines of overview, or articles, per second. */
@@ -177,13 +70,11 @@ export async function readBench(host: string, port: number, group: string, opts:
   const window = o.window ?? 50;
   const overWindow = o.overWindow ?? 4;
   const chunk = o.overChunk ?? 1000;
-  const c = await Conn.open(host, port);
-  c.send("MODE READER\r\n");
-  const mr = await c.line();
+  const { client: c } = await NntpClient.open(host, port);
+  const mr = await c.command("MODE READER");
   if (!/^20[01]/.test(mr)) throw new Error(`MODE READER: ${mr}`);
   const pid = o.serverPid?.();
-  c.send(`GROUP ${group}\r\n`);
-  const g = (await c.line()).split(" ");
+  const g = (await c.command(`GROUP ${group}`)).split(" ");
   if (g[0] !== "211") throw new Error(`GROUP failed: ${g.join(" ")}`);
   const low = Number(g[2]), high = Number(g[3]);
   const phase = (t: Timed): ReaderPhase => ({
@@ -214,21 +105,23 @@ export async function readBench(host: string, port: number, group: string, opts:
           if (times) sent.push(performance.now());
         }
         out += k;
-        c.send(s);
+        c.write(s);
       };
       const flush = () => {
         scheduled = false;
         if (pending) send(pending);
         pending = 0;
       };
-      c.stream((st) => st === code, countLines, (st, lines) => {
+      c.onReplies((status) => status.startsWith(code), (status, block) => {
+        const st = status.slice(0, 3);
+        const lines = countLines && block ? block.lines() : 0;
         out--;
         if (times) times.push(performance.now() - sent.shift()!);
         if (st === code) n += countLines ? lines : 1;
         if (!stopping && performance.now() >= deadline) stopping = true;
         if (stopping) {
           if (out === 0 && pending === 0) {
-            c.unstream();
+            c.offReplies();
             done(n);
           }
           return;
@@ -262,7 +155,6 @@ export async function readBench(host: string, port: number, group: string, opts:
   const article = phase(await pipelined(nextArticle, "220", false, window));
   times.sort((a, b) => a - b);
   const overMedianMs = times.length ? times[Math.floor(times.length / 2)] : NaN;
-  c.send("QUIT\r\n");
   c.close();
   return { overLinesPerSecond: over.perSecond, articlesPerSecond: article.perSecond, over, overPipelined, article, overMedianMs };
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { loadConfig } from "../config/load.js";
 import { Node } from "../relay/node.js";
-import { NntpConnection } from "../relay/feeds/connection.js";
+import { NntpClient } from "../protocol/nntp/client.js";
 
 export async function demo(out: (s: string) => void = (s) => process.stdout.write(s + "\n")): Promise<void> {
   const n = 5;
@@ -37,8 +37,7 @@ export async function demo(out: (s: string) => void = (s) => process.stdout.writ
     }
     out(`five nodes on 127.0.0.1 ports ${ports.join(", ")}, peered ${edges.map(([a, b]) => `node${a}–node${b}`).join(", ")}`);
     await new Promise((r) => setTimeout(r, 300)); // let the feeds connect
-    const c = await NntpConnection.connect("127.0.0.1", ports[0]);
-    await c.line();
+    const { client: c } = await NntpClient.open("127.0.0.1", ports[0]);
     const msgid = `<demo.${Date.now().toString(36)}@node0.demo>`;
     await c.command("POST");
     const t0 = performance.now();

@@ -5,7 +5,7 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
-import { NntpConnection } from "../relay/feeds/connection.js";
+import { NntpClient } from "../protocol/nntp/client.js";
 
 export async function peerAdd(file: string, name: string, hostPort: string, opts: { groups?: string; pathIdentity?: string[]; acceptFrom?: string[]; ihave?: boolean }): Promise<string> {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(hostPort);
@@ -72,9 +72,9 @@ export async function peerCheck(config: Config, name: string): Promise<{ report:
     return { report: out, ok };
   }
   // their side
-  let conn: NntpConnection;
+  let conn: NntpClient;
   try {
-    conn = await NntpConnection.connect(p.host, p.port, 5000);
+    conn = await NntpClient.connect(p.host, p.port, { connectTimeoutMs: 5000 });
   } catch (err) {
     bad(`cannot connect to ${p.host}:${p.port}: ${(err as Error).message}`);
     return { report: out, ok };
@@ -88,7 +88,7 @@ export async function peerCheck(config: Config, name: string): Promise<{ report:
     good(`connected to ${p.host}:${p.port}: "${greeting}"`);
     const caps = await conn.command("CAPABILITIES");
     let list: string[] = [];
-    if (caps.startsWith("101")) list = (await conn.block()).map((l) => l.toUpperCase());
+    if (caps.startsWith("101")) list = (await conn.blockLines()).map((l) => l.toUpperCase());
     else out.push(`- ${name} does not answer CAPABILITIES (${caps}); an older server`);
     const has = (c: string) => list.some((l) => l === c || l.startsWith(c + " "));
     if (list.length) {

@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { Storage } from "../../storage/database.js";
 import type { BacklogRow } from "../../storage/backlog.js";
 import { stuffBlock } from "../../protocol/nntp/reply.js";
-import { NntpConnection } from "./connection.js";
+import { NntpClient as NntpConnection } from "../../protocol/nntp/client.js";
 
 export interface FeedPeer {
   id: number;

@@ -1,85 +1,45 @@
-// A small raw NNTP client for tests: send lines, read status lines and blocks exactly.
-import net from "node:net";
+// The tests' face on the NNTP client (protocol/nntp/client.ts): send lines,
+// read status lines and blocks exactly. Strings read are UTF-8; each send()
+// goes out as written (no corking, no TCP_NODELAY), replies of any length are
+// kept, and a read gives up after 10 s without a byte.
+import { NntpClient, type ClientOptions } from "../../protocol/nntp/client.js";
+
+const OPTIONS: ClientOptions = { maxLine: Infinity, noDelay: false, cork: false, timeoutMs: 10_000 };
+const utf8 = (latin1: string) => Buffer.from(latin1, "latin1").toString("utf8");
 
 export class RawClient {
-  #buf = Buffer.alloc(0);
-  #waiters: (() => void)[] = [];
-  closed = false;
+  private constructor(readonly nntp: NntpClient) {}
 
-  private constructor(readonly socket: net.Socket) {
-    socket.on("data", (d: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, d]);
-      for (const w of this.#waiters.splice(0)) w();
-    });
-    socket.on("close", () => {
-      this.closed = true;
-      for (const w of this.#waiters.splice(0)) w();
-    });
-    socket.on("error", () => {});
+  get socket() {
+    return this.nntp.socket;
+  }
+
+  get closed(): boolean {
+    return this.nntp.closed;
   }
 
   static async connect(port: number, host = "127.0.0.1"): Promise<{ client: RawClient; greeting: string }> {
-    const socket = net.connect(port, host);
-    await new Promise<void>((resolve, reject) => {
-      socket.once("connect", resolve);
-      socket.once("error", reject);
-    });
-    const client = new RawClient(socket);
-    const greeting = await client.line();
-    return { client, greeting };
+    const { client, greeting } = await NntpClient.open(host, port, OPTIONS);
+    return { client: new RawClient(client), greeting: utf8(greeting) };
   }
 
   send(data: string | Buffer): void {
-    this.socket.write(data);
-  }
-
-  async #more(timeoutMs: number): Promise<void> {
-    if (this.closed) throw new Error("connection closed");
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for the server (have: ${JSON.stringify(this.#buf.toString("latin1").slice(0, 200))})`)), timeoutMs);
-      this.#waiters.push(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    this.nntp.write(data);
   }
 
   /** One line without CRLF. */
   async line(timeoutMs = 10_000): Promise<string> {
-    for (;;) {
-      const i = this.#buf.indexOf("\r\n");
-      if (i >= 0) {
-        const l = this.#buf.toString("utf8", 0, i);
-        this.#buf = this.#buf.subarray(i + 2);
-        return l;
-      }
-      await this.#more(timeoutMs);
-    }
+    return utf8(await this.nntp.line(timeoutMs));
   }
 
   /** A dot-terminated block, raw (still dot-stuffed), terminator excluded. */
-  async rawBlock(timeoutMs = 10_000): Promise<Buffer> {
-    for (;;) {
-      const start = this.#buf.length >= 3 && this.#buf.subarray(0, 3).toString() === ".\r\n" ? 0 : -1;
-      if (start === 0) {
-        this.#buf = this.#buf.subarray(3);
-        return Buffer.alloc(0);
-      }
-      const i = this.#buf.indexOf("\r\n.\r\n");
-      if (i >= 0) {
-        const b = this.#buf.subarray(0, i + 2);
-        this.#buf = this.#buf.subarray(i + 5);
-        return b;
-      }
-      await this.#more(timeoutMs);
-    }
+  rawBlock(timeoutMs = 10_000): Promise<Buffer> {
+    return this.nntp.rawBlock(timeoutMs);
   }
 
   /** A block's lines, unstuffed. */
   async lines(): Promise<string[]> {
-    const b = (await this.rawBlock()).toString("utf8");
-    if (b === "") return [];
-    return b.slice(0, -2).split("\r\n").map((l) => (l.startsWith("..") ? l.slice(1) : l));
+    return (await this.nntp.blockLines()).map(utf8);
   }
 
   /** Sends a command and returns its status line. */
@@ -90,12 +50,11 @@ export class RawClient {
 
   /** Waits for the server to close; returns what it sent meanwhile. */
   async closedByServer(timeoutMs = 10_000): Promise<string> {
-    while (!this.closed) await this.#more(timeoutMs);
-    return this.#buf.toString("utf8");
+    return (await this.nntp.closedByPeer(timeoutMs)).toString("utf8");
   }
 
   close(): void {
-    this.socket.destroy();
+    this.nntp.destroy();
   }
 }
 

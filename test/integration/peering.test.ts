@@ -266,7 +266,7 @@ test("a peer that takes offers and then says nothing is timed out and reconnecte
 
 test("a peer that sends a reply line without end is cut off, not buffered", async () => {
   const { createServer } = await import("node:net");
-  const { NntpConnection } = await import("../../relay/feeds/connection.js");
+  const { NntpClient: NntpConnection } = await import("../../protocol/nntp/client.js");
   const server = createServer((s) => {
     s.on("error", () => {});
     s.write("200 hello\r\n");

@@ -1,0 +1,430 @@
+// The client side of NNTP: one outgoing connection that reads the greeting,
+// reply lines and dot-terminated blocks, and writes commands and dot-stuffed
+// blocks (RFC 3977 §3.1). Used by the peer feeds, `tidings peer check`, the
+// demo, the tests' RawClient and the benchmarks' feeders and readers.
+//
+// Replies are read in one of three ways, in the order they arrive:
+// - pulled: line(), block(), rawBlock(), blockLines(), each a promise, queued
+//   in order, so commands can be pipelined (write several, read their replies);
+// - onLine: every reply line handed over synchronously as it arrives (the feeds'
+//   CHECK/TAKETHIS traffic: no promise per reply);
+// - onReplies(): every whole reply, its block too when the caller says the status
+//   carries one, synchronously, with the block as a view on the receive buffer
+//   (the reader benchmark counts a million overview lines without making them).
+//
+// Bytes are kept as a latin1 string (one char per octet, so nothing is lost):
+// a reply line costs one slice, and a block is found with one search for
+// CRLF "." CRLF. Writes made in one tick go out together: the socket is corked
+// on the first and uncorked on the next tick (one writev for a window of CHECKs).
+import net from "node:net";
+import { stuffBlock } from "./reply.js";
+
+/** Longest reply line buffered by default; a peer that sends more without CRLF is cut off, not kept in memory. */
+export const MAX_REPLY_LINE = 64 * 1024;
+
+const TERM = "\r\n.\r\n";
+
+export interface ClientOptions {
+  /** Local address to connect from. */
+  localAddress?: string;
+  /** Milliseconds to wait for the TCP connection (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Longest reply line (without CRLF) buffered before the connection is cut off (default 64 KB; Infinity for none). */
+  maxLine?: number;
+  /** TCP_NODELAY (default true). */
+  noDelay?: boolean;
+  /** Writes made in one tick go out in one writev (default true). */
+  cork?: boolean;
+  /** Milliseconds a pulled read waits without a byte arriving (default 30 s); each read may give its own. */
+  timeoutMs?: number;
+}
+
+type ReadKind = "line" | "block" | "raw" | "close";
+
+interface Read {
+  kind: ReadKind;
+  resolve: (v: never) => void;
+  reject: (e: Error) => void;
+  timeoutMs: number;
+  since: number;
+  timer?: NodeJS.Timeout;
+  /** For a block: how far past its start the terminator is known not to begin. */
+  scanned: number;
+}
+
+/**
+ * A block handed to an onReplies() callback: a view on the receive buffer,
+ * valid during the call only (copy what you keep with bytes(), raw() or text()).
+ */
+export class BlockView {
+  /** @internal */ src = "";
+  /** @internal */ start = 0;
+  /** @internal */ end = 0; // after the last line's CRLF
+
+  /** Octets of the block as sent (dot-stuffed, terminator excluded). */
+  get size(): number {
+    return this.end - this.start;
+  }
+
+  /** Number of lines in the block. */
+  lines(): number {
+    let n = 0;
+    for (let j = this.src.indexOf("\r\n", this.start); j >= 0 && j < this.end; j = this.src.indexOf("\r\n", j + 2)) n++;
+    return n;
+  }
+
+  /** The block unstuffed, CRLF line ends kept, as latin1 text (one char per octet). */
+  text(): string {
+    return unstuff(this.src, this.start, this.end);
+  }
+
+  /** The block's octets, unstuffed, CRLF line ends kept. */
+  bytes(): Buffer {
+    return Buffer.from(this.text(), "latin1");
+  }
+
+  /** The block's octets as sent, still dot-stuffed. */
+  raw(): Buffer {
+    return Buffer.from(this.src.slice(this.start, this.end), "latin1");
+  }
+}
+
+/** Undoes dot-stuffing (RFC 3977 §3.1.1) of src[start, end): a line's leading "." is dropped. */
+function unstuff(src: string, start: number, end: number): string {
+  const s = src.slice(start, end);
+  if (s.charCodeAt(0) !== 0x2e && s.indexOf("\r\n.") < 0) return s;
+  return (s.charCodeAt(0) === 0x2e ? s.slice(1) : s).replace(/\r\n\./g, "\r\n");
+}
+
+export class NntpClient {
+  /** Set once the connection is gone (closed by either side, or failed). */
+  closed = false;
+  /**
+   * Event mode: every reply line (latin1, without CRLF), synchronously as it
+   * arrives. Pulled reads wait while it is set.
+   */
+  onLine?: (line: string) => void;
+  /** Called once when the connection goes, with why. */
+  onClose?: (err: Error) => void;
+
+  #buf = ""; // received, latin1
+  #at = 0; // #buf is consumed up to here
+  #reads: Read[] = [];
+  #pumping = false;
+  #lastData = 0;
+  #error?: Error;
+  #byUs = false;
+  #corked = false;
+  #replies?: { multi: (status: string) => boolean; fn: (status: string, block: BlockView | undefined) => void; scanned: number };
+  readonly #view = new BlockView();
+  readonly #maxLine: number;
+  readonly #cork: boolean;
+  readonly #timeoutMs: number;
+
+  private constructor(
+    readonly socket: net.Socket,
+    opts: ClientOptions,
+  ) {
+    this.#maxLine = opts.maxLine ?? MAX_REPLY_LINE;
+    this.#cork = opts.cork ?? true;
+    this.#timeoutMs = opts.timeoutMs ?? 30_000;
+    socket.setEncoding("latin1");
+    socket.setNoDelay(opts.noDelay ?? true);
+    socket.on("data", (d: string) => this.#data(d));
+    socket.on("error", (e) => this.#gone(e));
+    socket.on("close", () => this.#gone());
+  }
+
+  /** Opens a TCP connection; the greeting is the first line() (or use open()). */
+  static connect(host: string, port: number, o: ClientOptions = {}): Promise<NntpClient> {
+    const timeoutMs = o.connectTimeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host, port, localAddress: o.localAddress });
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`connect to ${host}:${port} timed out`));
+      }, timeoutMs);
+      s.once("connect", () => {
+        clearTimeout(t);
+        s.removeListener("error", failed);
+        resolve(new NntpClient(s, o));
+      });
+      const failed = (e: Error) => {
+        clearTimeout(t);
+        reject(e);
+      };
+      s.once("error", failed);
+    });
+  }
+
+  /** Connects and reads the greeting. */
+  static async open(host: string, port: number, opts: ClientOptions = {}): Promise<{ client: NntpClient; greeting: string }> {
+    const client = await NntpClient.connect(host, port, opts);
+    try {
+      return { client, greeting: await client.line() };
+    } catch (err) {
+      client.destroy();
+      throw err;
+    }
+  }
+
+  // ---- reading ----
+
+  #data(d: string): void {
+    if (this.#at >= this.#buf.length) this.#buf = d;
+    else if (this.#at > 0) this.#buf = this.#buf.slice(this.#at) + d;
+    else this.#buf += d;
+    this.#at = 0;
+    if (this.#reads.length) this.#lastData = performance.now();
+    this.#pump();
+    if (this.#buf.length - this.#at > this.#maxLine) {
+      // what is left may hold whole lines (a block not yet ended, lines not yet asked for): bound the last one
+      const nl = this.#buf.lastIndexOf("\r\n");
+      const partial = this.#buf.length - (nl < this.#at ? this.#at : nl + 2);
+      if (partial > this.#maxLine) this.socket.destroy(new Error(`reply line over ${this.#maxLine} octets`));
+    }
+  }
+
+  /** Hands buffered replies to whoever is waiting for them, in order. */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      for (;;) {
+        const b = this.#buf;
+        const at = this.#at;
+        const onLine = this.onLine;
+        if (onLine) {
+          const eol = b.indexOf("\r\n", at);
+          if (eol < 0) return;
+          this.#at = eol + 2;
+          onLine(b.slice(at, eol));
+          continue;
+        }
+        const rs = this.#replies;
+        if (rs) {
+          const eol = b.indexOf("\r\n", at);
+          if (eol < 0) return;
+          const status = b.slice(at, eol);
+          if (!rs.multi(status)) {
+            this.#at = eol + 2;
+            rs.fn(status, undefined);
+            continue;
+          }
+          // the terminator is searched from the status line's own CRLF, so an empty block is "\r\n.\r\n" there
+          const end = b.indexOf(TERM, Math.max(eol, at + rs.scanned));
+          if (end < 0) {
+            rs.scanned = Math.max(eol - at, b.length - at - 4);
+            return;
+          }
+          rs.scanned = 0;
+          const v = this.#view;
+          v.src = b;
+          v.start = eol + 2;
+          v.end = Math.max(eol + 2, end + 2);
+          this.#at = end + 5;
+          rs.fn(status, v);
+          v.src = "";
+          continue;
+        }
+        const r = this.#reads[0];
+        if (!r) return;
+        if (!this.#take(r)) return;
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** Satisfies the read at the head of the queue from the buffer, if it can be. */
+  #take(r: Read): boolean {
+    const b = this.#buf;
+    const at = this.#at;
+    let value: unknown;
+    if (r.kind === "line") {
+      const eol = b.indexOf("\r\n", at);
+      if (eol < 0) return false;
+      value = b.slice(at, eol);
+      this.#at = eol + 2;
+    } else if (r.kind === "block" || r.kind === "raw") {
+      let start = at, end: number;
+      if (b.startsWith(".\r\n", at)) {
+        end = at;
+        this.#at = at + 3;
+      } else {
+        const t = b.indexOf(TERM, at + r.scanned);
+        if (t < 0) {
+          r.scanned = Math.max(0, b.length - at - 4);
+          return false;
+        }
+        end = t + 2;
+        this.#at = t + 5;
+      }
+      value = r.kind === "raw" ? Buffer.from(b.slice(start, end), "latin1") : unstuff(b, start, end);
+    } else {
+      if (!this.closed) return false;
+      value = Buffer.from(b.slice(at), "latin1");
+      this.#at = b.length;
+    }
+    this.#reads.shift();
+    if (r.timer) clearTimeout(r.timer);
+    r.resolve(value as never);
+    return true;
+  }
+
+  #read<T>(kind: ReadKind, timeoutMs: number | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const r: Read = { kind, resolve: resolve as (v: never) => void, reject, timeoutMs: timeoutMs ?? this.#timeoutMs, since: performance.now(), scanned: 0 };
+      this.#reads.push(r);
+      if (this.#reads.length === 1 && !this.onLine && !this.#replies && this.#take(r)) return;
+      if (this.closed) {
+        this.#reads.splice(this.#reads.indexOf(r), 1);
+        reject(this.#closedError());
+        return;
+      }
+      if (Number.isFinite(r.timeoutMs)) this.#arm(r, r.timeoutMs);
+    });
+  }
+
+  /** A read times out when no byte has come for its timeout (since it was asked, or since the last byte). */
+  #arm(r: Read, ms: number): void {
+    r.timer = setTimeout(() => {
+      const quiet = performance.now() - Math.max(r.since, this.#lastData);
+      if (quiet < r.timeoutMs) return this.#arm(r, r.timeoutMs - quiet);
+      const i = this.#reads.indexOf(r);
+      if (i < 0) return;
+      this.#reads.splice(i, 1);
+      const have = JSON.stringify(this.#buf.slice(this.#at, this.#at + 200));
+      r.reject(new Error(`no answer from the server within ${r.timeoutMs} ms (have: ${have})`));
+    }, ms);
+  }
+
+  #closedError(): Error {
+    return this.#error ?? new Error("connection closed");
+  }
+
+  /** The next reply line, latin1, without CRLF. */
+  line(timeoutMs?: number): Promise<string> {
+    return this.#read("line", timeoutMs);
+  }
+
+  /** A dot-terminated block (after a multi-line status), unstuffed, CRLF line ends kept, terminator excluded. */
+  async block(timeoutMs?: number): Promise<Buffer> {
+    return Buffer.from(await this.#read<string>("block", timeoutMs), "latin1");
+  }
+
+  /** A dot-terminated block's lines (latin1), unstuffed. */
+  async blockLines(timeoutMs?: number): Promise<string[]> {
+    const s = await this.#read<string>("block", timeoutMs);
+    return s === "" ? [] : s.slice(0, -2).split("\r\n");
+  }
+
+  /** A dot-terminated block as sent: still dot-stuffed, terminator excluded. */
+  rawBlock(timeoutMs?: number): Promise<Buffer> {
+    return this.#read("raw", timeoutMs);
+  }
+
+  /** Waits for the server to close; returns the bytes it sent that were not read. */
+  closedByPeer(timeoutMs?: number): Promise<Buffer> {
+    return this.#read("close", timeoutMs);
+  }
+
+  /** Hands over the reply lines already received and not read (before switching to onLine). */
+  takeBuffered(): string[] {
+    const out: string[] = [];
+    for (let eol = this.#buf.indexOf("\r\n", this.#at); eol >= 0; eol = this.#buf.indexOf("\r\n", this.#at)) {
+      out.push(this.#buf.slice(this.#at, eol));
+      this.#at = eol + 2;
+    }
+    return out;
+  }
+
+  /**
+   * Event mode for pipelined commands whose replies may carry a block: `fn`
+   * gets each whole reply in order, its status line and, when `multi(status)`
+   * says that status carries one, its block as a view valid during the call.
+   * offReplies() returns to pulled reads.
+   */
+  onReplies(multi: (status: string) => boolean, fn: (status: string, block: BlockView | undefined) => void): void {
+    this.#replies = { multi, fn, scanned: 0 };
+    this.#pump();
+  }
+
+  offReplies(): void {
+    this.#replies = undefined;
+  }
+
+  // ---- writing ----
+
+  /** Writes as is (strings as UTF-8). An array goes out in one piece; so does everything written in one tick. */
+  write(data: string | Buffer | readonly (string | Buffer)[]): void {
+    if (this.closed) return;
+    const s = this.socket;
+    if (this.#cork && !this.#corked) {
+      this.#corked = true;
+      s.cork();
+      process.nextTick(this.#uncork);
+    }
+    if (typeof data === "string" || Buffer.isBuffer(data)) s.write(data);
+    else if (this.#corked) for (const d of data) s.write(d);
+    else {
+      s.cork();
+      for (const d of data) s.write(d);
+      s.uncork();
+    }
+  }
+
+  #uncork = (): void => {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
+  };
+
+  /** Sends a command line and reads its status line. */
+  command(line: string, timeoutMs?: number): Promise<string> {
+    this.write(line + "\r\n");
+    return this.line(timeoutMs);
+  }
+
+  /** Pipelining: sends the command lines together and reads their status lines, in order. */
+  commands(lines: readonly string[], timeoutMs?: number): Promise<string[]> {
+    this.write(lines.map((l) => l + "\r\n").join(""));
+    return Promise.all(lines.map(() => this.line(timeoutMs)));
+  }
+
+  /** Sends a block of CRLF lines (an article as stored): dot-stuffed and terminated. */
+  writeBlock(data: Buffer): void {
+    this.write(stuffBlock(data));
+  }
+
+  // ---- closing ----
+
+  #gone(err?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#error = err ?? new Error(this.#byUs ? "connection closed" : "connection closed by peer");
+    this.#corked = false;
+    // what arrived before the end is still read; the rest fails
+    this.#pump();
+    for (const r of this.#reads.splice(0)) {
+      if (r.timer) clearTimeout(r.timer);
+      if (r.kind === "close") r.resolve(Buffer.from(this.#buf.slice(this.#at), "latin1") as never);
+      else r.reject(this.#error);
+    }
+    this.onClose?.(this.#error);
+  }
+
+  /** Says QUIT and closes; the socket is destroyed a second later if the server has not closed it. */
+  close(): void {
+    this.#byUs = true;
+    if (!this.closed) this.socket.end("QUIT\r\n");
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  /** Closes at once (what was written in this tick is sent first). */
+  destroy(): void {
+    this.#byUs = true;
+    this.#uncork();
+    this.socket.destroy();
+  }
+}

@@ -128,7 +128,7 @@ test("an untrusted client cannot relay, whatever the trick: 554 5.7.1 for each, 
   }
 });
 
-test("limits: size declared and real (552), recipients (452), line length (552), connections per address (421)", { timeout: 60_000 }, async () => {
+test("limits: size declared and real (552), recipients (452), line length (552), connections per address and in total (421)", { timeout: 60_000 }, async () => {
   const sink = new SmtpSink();
   const sinkPort = await sink.start();
   const limited = await startNode({
@@ -166,6 +166,24 @@ test("limits: size declared and real (552), recipients (452), line length (552),
     assert.deepEqual(await queued(limited), [], "nothing was queued");
   } finally {
     await limited.stop();
+  }
+  // connections in total: two open from two addresses fill smtp.max_connections = 2
+  const full = await startNode({ config: `[smtp]\nmax_connections = 2\n` });
+  try {
+    const hold = await Promise.all(["127.0.0.1", "127.0.0.2"].map((a) => smtpTalk(full.smtpPort, a, ["EHLO h.example"], { keepOpen: true })));
+    const third = await smtpTalk(full.smtpPort, "127.0.0.3", []);
+    assert.match(third.greeting ?? "", /^421 4\.7\.0 Too many connections; try again later/);
+    hold[0].close?.();
+    // a place frees when a session ends
+    let again: string | undefined;
+    for (let i = 0; i < 40 && !again?.startsWith("220"); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      again = (await smtpTalk(full.smtpPort, "127.0.0.3", ["QUIT"])).greeting;
+    }
+    assert.match(again ?? "", /^220 /);
+    hold[1].close?.();
+  } finally {
+    await full.stop();
     await sink.stop();
   }
 });

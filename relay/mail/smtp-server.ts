@@ -17,6 +17,7 @@ import { isTransient } from "../../storage/sqlite.js";
 import type { Ingest, Outcome } from "../ingest.js";
 import { mailToArticle } from "./gateway.js";
 import { asciiDomain } from "../../protocol/smtp/address.js";
+import { headerText, messageIdOf, receivedCount } from "../../protocol/mail/fields.js";
 
 export interface SmtpOptions {
   hostname: string;
@@ -226,8 +227,8 @@ export class SmtpServer {
     }
     if (longest > this.opts.maxLine) return refuse(552, `5.3.4 Message has a line of ${longest} octets (most ${this.opts.maxLine})`);
     const data = Buffer.concat(chunks, size);
-    const head = headerSection(data);
-    const hops = (head.match(/^received:/gim) ?? []).length;
+    const head = headerText(data);
+    const hops = receivedCount(head);
     // RFC 5321 §6.3: a loop shows as a growing trail of Received headers
     if (hops > this.opts.maxReceived) return refuse(554, `5.4.6 Too many hops (${hops} Received headers): mail loop?`);
 
@@ -252,11 +253,11 @@ export class SmtpServer {
       try {
         const r = await this.queue.enqueue({
           sender: from, rcpts: relay.map((r) => ({ rcpt: r.address, hop: r.hop! })), data: stamped, client, origin: "smtp",
-          msgid: messageId(head), eightBit, smtputf8, received: Date.now(),
+          msgid: messageIdOf(head), eightBit, smtputf8, received: Date.now(),
         });
         if (r.kind === "queued") {
           queuedAs = r.id ? ` as ${r.id}` : "";
-          if (r.looped.length > 0) this.log.info({ msgid: messageId(head), rcpts: r.looped }, "already relayed to these recipients: not relayed again (loop)");
+          if (r.looped.length > 0) this.log.info({ msgid: messageIdOf(head), rcpts: r.looped }, "already relayed to these recipients: not relayed again (loop)");
         }
       } catch (err) {
         if (err instanceof WriterBusy || isTransient(err)) return refuse(451, `4.3.0 Queue busy (${(err as Error).message}); try again later`);
@@ -290,15 +291,3 @@ const SMTP_ANSWER: { [K in Outcome["kind"]]: (o: Extract<Outcome, { kind: K }>) 
   rejected: (o) => ({ code: 554, text: `5.6.0 Article refused: ${o.reason}` }),
   deferred: (o) => ({ code: 451, text: `4.3.0 ${o.reason}` }),
 };
-
-/** The header section as a binary string, up to the empty line. */
-function headerSection(data: Buffer): string {
-  let end = data.indexOf("\r\n\r\n");
-  if (end < 0) end = data.indexOf("\n\n");
-  return data.subarray(0, end < 0 ? data.length : end).toString("latin1");
-}
-
-function messageId(head: string): string {
-  const m = /^message-id:[ \t]*(<[^>\r\n]*>)/im.exec(head);
-  return m ? m[1] : "";
-}

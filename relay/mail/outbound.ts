@@ -6,6 +6,7 @@
 // 5xx failed, with a DSN (RFC 3464) to the sender unless the sender is <>.
 import nodemailer from "nodemailer";
 import type { Transporter } from "nodemailer";
+import MimeNode from "nodemailer/lib/mime-node";
 import { promises as dns } from "node:dns";
 import type { Logger } from "pino";
 import type { DueMail, MailQueue, NewMail, Settle } from "../../storage/mail-queue.js";
@@ -210,6 +211,11 @@ class Hop {
       return m.rcpts.map(() => ({ kind: "retry", error: e, unreachable: true }));
     }
     const to = m.rcpts.map((r) => r.rcpt);
+    // nodemailer rewrites envelope addresses (domain lower-cased, U-labels to
+    // A-labels, needless quotes dropped) and names refused recipients as it
+    // sent them; matched by our own spelling, a refusal of Bob@Example.ORG
+    // was taken for a delivery, and the recipient lost without a bounce
+    const wire = to.map(wireAddress);
     try {
       // the envelope as received: MAIL FROM (<> stays <>), each RCPT, BODY=8BITMIME, SIZE; the bytes untouched
       const info = await transport.sendMail({
@@ -218,15 +224,18 @@ class Hop {
       });
       const refused = new Map<string, { responseCode?: number; response?: string }>();
       for (const e of (info as { rejectedErrors?: { recipient: string; responseCode?: number; response?: string }[] }).rejectedErrors ?? []) refused.set(e.recipient, e);
-      return to.map((rcpt) => {
+      const accepted = new Set(((info.accepted ?? []) as (string | { address: string })[]).map((a) => (typeof a === "string" ? a : a.address)));
+      return wire.map((rcpt): Disposition => {
         const e = refused.get(rcpt);
-        return e ? this.#fromReply(e.responseCode, e.response ?? "refused") : { kind: "sent" };
+        if (e) return this.#fromReply(e.responseCode, e.response ?? "refused");
+        // neither accepted nor refused: not known to be delivered, so tried again (a duplicate at worst, never a loss)
+        return accepted.has(rcpt) ? { kind: "sent" } : { kind: "retry", error: `no reply reported for <${rcpt}>` };
       });
     } catch (err) {
       const e = err as Error & { responseCode?: number; response?: string; code?: string; rejectedErrors?: { recipient: string; responseCode?: number; response?: string }[] };
       if (e.rejectedErrors && e.rejectedErrors.length > 0 && e.code === "EENVELOPE") {
         const byRcpt = new Map(e.rejectedErrors.map((r) => [r.recipient, r]));
-        return to.map((rcpt) => {
+        return wire.map((rcpt) => {
           const r = byRcpt.get(rcpt);
           return r ? this.#fromReply(r.responseCode, r.response ?? e.message) : this.#fromReply(e.responseCode, e.response ?? e.message);
         });
@@ -283,4 +292,9 @@ class Hop {
     });
     return this.#transport;
   }
+}
+
+/** An envelope address as nodemailer puts it in RCPT TO, and names it in its replies. */
+function wireAddress(address: string): string {
+  return new MimeNode().setEnvelope({ to: [address] }).getEnvelope().to[0] ?? address;
 }

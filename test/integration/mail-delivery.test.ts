@@ -103,6 +103,8 @@ interface Job {
   from: string;
   to: string[];
   data: Buffer;
+  /** MAIL FROM parameters, e.g. ["SMTPUTF8"] */
+  options?: string[];
 }
 
 /**
@@ -125,7 +127,7 @@ def work(k):
     s.ehlo("sender.example.net")
     for i in range(k, len(jobs), n):
         j = jobs[i]
-        c, m = s.mail(j["from"])
+        c, m = s.mail(j["from"], j["options"])
         assert c == 250, ("MAIL", c, m)
         for r in j["to"]:
             c, m = s.rcpt(r)
@@ -139,7 +141,7 @@ for t in ts: t.join()
 print(json.dumps(res))
 `,
     ],
-    JSON.stringify({ port, connections, jobs: jobs.map((j) => ({ from: j.from, to: j.to, data: j.data.toString("hex") })) }),
+    JSON.stringify({ port, connections, jobs: jobs.map((j) => ({ from: j.from, to: j.to, options: j.options ?? [], data: j.data.toString("hex") })) }),
   );
   return JSON.parse(out) as string[];
 }
@@ -179,11 +181,17 @@ async function parseDsn(data: Buffer): Promise<ParsedDsn> {
     [
       "-c",
       `
-import email, email.policy, json, sys
+import email, email.policy, json, re, sys
 m = email.message_from_bytes(sys.stdin.buffer.read(), policy=email.policy.default)
 parts = list(m.iter_parts())
+def groups_of(p):
+    if p.get_content_type() == "message/delivery-status":
+        return p.get_payload()
+    # message/global-delivery-status (RFC 6533) is read as one encapsulated message: split it into its groups
+    text = p.get_payload()[0].as_bytes(policy=email.policy.SMTPUTF8)
+    return [email.message_from_bytes(g + b"\\r\\n\\r\\n", policy=email.policy.default) for g in re.split(rb"\\r?\\n\\r?\\n", text.strip()) if g.strip()]
 ds = [p for p in parts if p.get_content_type() in ("message/delivery-status", "message/global-delivery-status")]
-groups = ds[0].get_payload() if ds else []
+groups = groups_of(ds[0]) if ds else []
 orig = [p for p in parts if p.get_content_type() in ("message/rfc822", "message/global")]
 inner = orig[0].get_payload()[0] if orig else None
 print(json.dumps({
@@ -194,7 +202,7 @@ print(json.dumps({
   "perMessage": {k: str(v) for k, v in groups[0].items()} if groups else {},
   "recipients": [{k: str(v) for k, v in g.items()} for g in groups[1:]],
   "originalMsgid": str(inner["Message-ID"]) if inner is not None else None,
-}))
+}, ensure_ascii=False))
 `,
     ],
     data,
@@ -351,6 +359,47 @@ test("550 for one recipient: a DSN to the sender (multipart/report, Status 5.1.1
     // the queue is empty: any DSN for the message from <> would have been delivered by now
     assert.equal(bounces.messages.length, 1, "no DSN for the message from <>");
     assert.equal(sink.messages.filter((m) => msgidOf(m.data) === "<bounce-null@example.net>").length, 0);
+  } finally {
+    await node.stop();
+    await sink.stop();
+    await bounces.stop();
+  }
+});
+
+test("replies are matched to recipients whatever the SMTP client does to their spelling: capitals in the domain, an IDN", { timeout: 60_000 }, async () => {
+  // nodemailer lower-cases the domain and turns U-labels into A-labels in RCPT
+  // TO, and names refused recipients in that form; the queue has them as received
+  const sink = new SmtpSink({
+    reply: (rcpt, attempt) => {
+      if (/^gone@/i.test(rcpt)) return { code: 550, message: "5.1.1 no such user" };
+      if (/^later@/i.test(rcpt) && attempt === 1) return { code: 451, message: "4.3.0 try again later" };
+      return undefined;
+    },
+  });
+  const bounces = new SmtpSink();
+  const [sinkPort, bouncePort] = [await sink.start(), await bounces.start()];
+  const node = await startNode({
+    config: nodeConfig({
+      hostname: "relay.example.net",
+      routes: [["example.org", `127.0.0.1:${sinkPort}`], ["xn--bcher-kva.example", `127.0.0.1:${sinkPort}`], ["example.net", `127.0.0.1:${bouncePort}`]],
+    }),
+  });
+  try {
+    const rcpts = ["bob@example.org", "Gone@Example.ORG", "Later@Example.ORG", "gone@bücher.example"];
+    const data = message("spelling1", { to: "bob@example.org" });
+    const [r] = await smtplibSend(node.smtpPort, [{ from: "alice@example.net", to: rcpts, data, options: ["SMTPUTF8"] }]);
+    assert.match(r, /^250 /);
+    await waitUntil(async () => (await queued(node)).length === 0, 20_000, () => "the queue empties");
+    const got = sink.messages.filter((m) => msgidOf(m.data) === "<spelling1@example.net>");
+    const delivered = got.flatMap((m) => m.to.map((t) => t.toLowerCase())).sort();
+    assert.deepEqual(delivered, ["bob@example.org", "later@example.org"], "bob at once, Later@ after its 451: each once");
+    assert.equal(bounces.messages.length, 1, "one DSN for the two refused recipients");
+    const p = await parseDsn(bounces.messages[0].data);
+    assert.deepEqual(p.recipients.map((x) => x["Final-Recipient"]).sort(), ["rfc822; Gone@Example.ORG", "utf-8; gone@bücher.example"].sort());
+    for (const x of p.recipients) {
+      assert.equal(x["Action"], "failed");
+      assert.equal(x["Status"], "5.1.1");
+    }
   } finally {
     await node.stop();
     await sink.stop();

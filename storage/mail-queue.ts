@@ -73,6 +73,8 @@ const SQL = {
   seen: "INSERT OR IGNORE INTO mail_seen (msgid, rcpt, at) VALUES",
   sent: "DELETE FROM mail_rcpt WHERE mail = ? AND rcpt = ?",
   retry: "UPDATE mail_rcpt SET attempts = attempts + 1, next_try = ?, last_error = ? WHERE mail = ? AND rcpt = ?",
+  // a recipient given up on was never relayed to: the same message sent to it again is no loop
+  unseen: "DELETE FROM mail_seen WHERE rcpt = ? AND msgid = (SELECT msgid FROM mail WHERE id = ?)",
   // a message goes with its last recipient row
   emptied: "DELETE FROM mail WHERE NOT EXISTS (SELECT 1 FROM mail_rcpt r WHERE r.mail = mail.id) AND id IN",
 };
@@ -171,6 +173,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
             tx.run(SQL.retry, [s.nextTry, s.error.slice(0, 500), s.mail, s.rcpt]);
             counts.retried++;
           } else {
+            if (s.outcome === "failed") tx.run(SQL.unseen, [s.rcpt.toLowerCase(), s.mail]);
             tx.run(SQL.sent, [s.mail, s.rcpt]);
             emptied.push(s.mail);
             counts[s.outcome]++;

@@ -409,11 +409,12 @@ test("replies are matched to recipients whatever the SMTP client does to their s
 
 // ---------------------------------------------------------------- 4. 4xx
 
-test("451 twice, then accepted: delivered once; always 4xx: bounced after mail.max_lifetime with a delivery-time-expired DSN", { timeout: 60_000 }, async (t) => {
+test("451 twice, then accepted: delivered once; always 4xx: bounced after mail.max_lifetime with a delivery-time-expired DSN; the bounced message sent again is delivered", { timeout: 60_000 }, async (t) => {
+  let mailboxFull = true;
   const sink = new SmtpSink({
     reply: (rcpt, attempt) => {
       if (rcpt === "flaky@example.org" && attempt <= 2) return { code: 451, message: "4.3.0 try again later" };
-      if (rcpt === "never@example.org") return { code: 452, message: "4.2.2 mailbox full" };
+      if (rcpt === "never@example.org" && mailboxFull) return { code: 452, message: "4.2.2 mailbox full" };
       return undefined;
     },
   });
@@ -462,6 +463,16 @@ test("451 twice, then accepted: delivered once; always 4xx: bounced after mail.m
     assert.match(r["Diagnostic-Code"] ?? "", /452 4\.2\.2 mailbox full/, "the last error is named");
     assert.equal(p.originalMsgid, "<never@example.net>");
     assert.equal(bounces.messages.length, 1, "one DSN, for never@ only");
+
+    // the mailbox has room again and the sender sends the same message (same
+    // Message-ID) again, as one does with the original a bounce returns: it is
+    // not taken for a loop, since it was never relayed to never@
+    mailboxFull = false;
+    const [again] = await smtplibSend(node.smtpPort, [{ from: "alice@example.net", to: ["never@example.org"], data: never }]);
+    assert.match(again, /^250 2\.6\.0 Ok: queued as \d+/, "queued again");
+    await waitUntil(() => sink.messages.some((m) => msgidOf(m.data) === "<never@example.net>"), 10_000, () => "the message sent again arrives");
+    await waitUntil(async () => (await queued(node)).length === 0, 10_000, () => "the queue empties");
+    assert.equal(sink.messages.filter((m) => msgidOf(m.data) === "<never@example.net>").length, 1);
   } finally {
     await node.stop();
     await sink.stop();

@@ -273,6 +273,9 @@ for (const sinkState of ["down", "slow", "busy"] as const) {
       if (sinkState === "busy") await waitUntil(() => sink!.messages.length >= 60, 30_000, () => `the sink has 60 messages (${sink!.messages.length})`);
       await node.kill();
       replies.forEach((r, i) => assert.match(r, /^250 2\.6\.0 Ok: queued as \d+/, `message ${i}: ${r}`));
+      // what the dead node wrote before it died may still be in the sink's sockets: count once they are closed
+      const server = sink && (sink as unknown as { server: SMTPServer & { connections: Set<unknown> } }).server;
+      if (server) await waitUntil(() => server.connections.size === 0, 10_000, () => `the sink's connections from the killed node close (${server.connections.size} open)`);
       const atKill = sink?.messages.length ?? 0;
       const leftInQueue = new Set((await queued(node)).map((r) => r.mail)).size;
       // taken by the sink but still queued here: these are sent again after the restart
@@ -446,7 +449,7 @@ test("451 twice, then accepted: delivered once; always 4xx: bounced after mail.m
     assert.ok(sink.refusals.filter((r) => r.to[0] === "never@example.org").length >= 2, "never@ was retried");
     assert.ok(bouncedAfter >= 3000, `not given up before max_lifetime (${bouncedAfter} ms)`);
     // the next attempt after the lifetime gives up: at most retry_max (+25% jitter) and a sweep later, and the DSN's own delivery
-    assert.ok(bouncedAfter < 8000, `given up soon after max_lifetime (${bouncedAfter} ms)`);
+    assert.ok(bouncedAfter < 10_000, `given up soon after max_lifetime (${bouncedAfter} ms)`);
 
     assert.equal(dsn.from, "");
     assert.deepEqual(dsn.to, ["alice@example.net"]);

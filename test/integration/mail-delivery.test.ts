@@ -5,9 +5,9 @@
 // bounces to the sender (never to <>); 4xx is retried, and given up after
 // mail.max_lifetime; two nodes relay in a chain, and a routing loop between
 // them ends.
-import { test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,10 +15,19 @@ import nodemailer from "nodemailer";
 import type { SMTPServer } from "smtp-server";
 import { startNode, tempDir, type TestNode } from "../helpers/node.js";
 import { SmtpSink, type Received, type SinkOptions } from "../helpers/smtp-sink.js";
-import { queued, runWithInput } from "../helpers/mail.js";
+import { mailSetup, queued, runWithInput } from "../helpers/mail.js";
 import { freePort, freePorts } from "../helpers/mesh.js";
 
 const run = promisify(execFile);
+
+// swaks is the one tool here that may be missing (python3 is a test dependency already)
+before(() => {
+  try {
+    execFileSync("swaks", ["--version"], { stdio: "ignore" });
+  } catch {
+    mailSetup();
+  }
+});
 
 // ---------------------------------------------------------------- helpers
 

@@ -52,18 +52,6 @@ function countById(msgs: Received[]): Map<string, number> {
   return n;
 }
 
-/** A sink on a port chosen beforehand (SmtpSink.start takes port 0). */
-function listenOn(sink: SmtpSink, port: number): Promise<void> {
-  const server = (sink as unknown as { server: SMTPServer }).server;
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-}
-
 /**
  * A sink that answers the end of DATA only after `ms`. It records the message
  * before answering (as a real MTA commits before its 250), so a sender killed
@@ -243,7 +231,7 @@ test("the next hop is down while 20 messages are sent: each gets 250, the deferr
     for (const r of q) assert.match(r.last_error, /ECONNREFUSED/, `last_error of ${r.rcpt}: ${r.last_error}`);
     assert.equal(sink.messages.length, 0);
 
-    await listenOn(sink, sinkPort);
+    await sink.start(sinkPort);
     await waitUntil(async () => (await queued(node)).length === 0, 30_000, () => `the queue empties (${sink.messages.length} delivered)`);
     // the queue is empty, so nothing more can be sent: the counts are final
     const counts = countById(sink.messages);
@@ -273,7 +261,7 @@ for (const sinkState of ["down", "slow", "busy"] as const) {
     const dataDir = tempDir();
     const config = nodeConfig({ hostname: "relay.example.net", routes: [["example.org", `127.0.0.1:${sinkPort}`]] });
     let sink: SmtpSink | undefined = sinkState === "down" ? undefined : slowSink(100);
-    if (sink) await listenOn(sink, sinkPort);
+    if (sink) await sink.start(sinkPort);
     let node: TestNode | undefined;
     try {
       node = await startNode({ dataDir, config });
@@ -294,7 +282,7 @@ for (const sinkState of ["down", "slow", "busy"] as const) {
 
       if (!sink) {
         sink = new SmtpSink();
-        await listenOn(sink, sinkPort);
+        await sink.start(sinkPort);
       }
       node = await startNode({ dataDir, config });
       await waitUntil(async () => (await queued(node!)).length === 0, 60_000, () => `the queue empties after the restart (${sink!.messages.length} delivered)`);

@@ -21,8 +21,8 @@
 //
 //   MAIL_BENCH_COUNT=2000   messages per timed run with 8 sessions; with fewer sessions COUNT/8 per session
 //   MAIL_BENCH_ROUNDS=2     rounds
-//   MAIL_BENCH_REUSE=0      1: smtp-source -d (one connection per session for all its messages);
-//                           default: a new connection per message, as smtp-source does by default
+//   MAIL_BENCH_MODES=new,reuse  new: a new connection for each message (smtp-source's default, and how
+//                           the issue's figures were taken); reuse: smtp-source -d, one connection per session
 //   MAIL_BENCH_CHECK=1      0: skip the exactly-once check before timing
 //   MAIL_BENCH_PROFILE=DIR  run the tidings node with --cpu-prof, profile written to DIR when it stops
 //   MAIL_BENCH_NODE_ARGS="--import=FILE ..."  more options for the tidings node's node (experiments)
@@ -40,12 +40,15 @@ const here = dirname(fileURLToPath(import.meta.url));
 const PATH = `${process.env.PATH ?? ""}:/usr/sbin:/sbin`;
 const TICKS = 100; // USER_HZ on Linux
 
+type Mode = "new" | "reuse";
+const modeText = (m: Mode) => (m === "reuse" ? "one connection per session (-d)" : "a new connection per message");
+
 export interface MailBenchOptions {
   /** Messages per timed run with 8 sessions; with fewer, count/8 per session. */
   count: number;
   rounds: number;
-  /** smtp-source -d: keep each session's connection for all its messages. */
-  reuse: boolean;
+  /** "reuse": smtp-source -d, each session keeps its connection for all its messages; "new": a connection per message. */
+  modes: Mode[];
   check: boolean;
   profileDir?: string;
   nodeArgs: string[];
@@ -58,7 +61,7 @@ export function optionsFromEnv(scale = 1): MailBenchOptions {
   return {
     count: Math.max(80, Math.round(Number(e.MAIL_BENCH_COUNT ?? 2000 * scale))),
     rounds: Math.max(1, Number(e.MAIL_BENCH_ROUNDS ?? 2)),
-    reuse: e.MAIL_BENCH_REUSE === "1",
+    modes: (e.MAIL_BENCH_MODES ?? "new,reuse").split(",").filter((m): m is Mode => m === "new" || m === "reuse"),
     check: e.MAIL_BENCH_CHECK !== "0",
     profileDir: e.MAIL_BENCH_PROFILE ? resolve(e.MAIL_BENCH_PROFILE) : undefined,
     nodeArgs: (e.MAIL_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean),
@@ -158,19 +161,29 @@ function fileCreateProbe(dir: string, n = 1000): number {
 
 // ---- clean-up on a signal ----
 
-const live = new Set<() => Promise<void>>();
-/** Runs `stop` at the end, or at SIGINT/SIGTERM; returns it, to be called (once) by the owner. */
-function onExit(stop: () => Promise<void>): () => Promise<void> {
+// What is running, each with a synchronous way to end it: at SIGINT/SIGTERM the
+// process may exit (bench/run.ts's handler) before anything asynchronous ends.
+const live = new Set<() => void>();
+/** Registers `kill` (synchronous) until the returned `stop` has run; `stop` runs once. */
+function onExit(stop: () => Promise<void>, kill: () => void): () => Promise<void> {
   let done: Promise<void> | undefined;
   const once = () => {
-    live.delete(once);
+    live.delete(kill);
     return (done ??= stop());
   };
-  live.add(once);
+  live.add(kill);
   return once;
 }
-export async function stopAll(): Promise<void> {
-  for (const s of [...live]) await s().catch(() => {});
+function killAll(): void {
+  // newest first: servers before the folder they keep their data in
+  for (const k of [...live].reverse()) {
+    live.delete(k);
+    try {
+      k();
+    } catch {
+      /* best effort */
+    }
+  }
 }
 
 // ---- smtp-sink ----
@@ -187,7 +200,7 @@ class Sink {
     const args = ["-c", ...(root ? ["-u", "postfix"] : []), "-h", "sink.bench.test", ...(dump ? ["-D", dump] : []), `127.0.0.1:${port}`, "1000"];
     const proc = spawn("smtp-sink", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PATH } });
     const sink = new Sink(proc, port);
-    sink.stop = onExit(sink.stop.bind(sink));
+    sink.stop = onExit(sink.stop.bind(sink), () => proc.kill("SIGKILL"));
     let tail = "";
     let err = "";
     proc.stdout!.setEncoding("latin1");
@@ -334,9 +347,12 @@ async function startPostfix(dir: string, sinkPort: number): Promise<Server & { d
     master,
     cpu: (all) => treeCpu(master, all).total,
     byName: (all) => treeCpu(master, all).byName,
-    stop: onExit(async () => {
-      await runScript(["stop", dir]);
-    }),
+    stop: onExit(
+      async () => {
+        await runScript(["stop", dir]);
+      },
+      () => spawnSync("bash", [sandboxScript(), "stop", dir], { env: { ...process.env, PATH } }),
+    ),
   };
 }
 
@@ -363,7 +379,7 @@ next_hop = "127.0.0.1:${sinkPort}"
       return s ? s.self + s.children : NaN;
     },
     byName: () => new Map(),
-    stop: onExit(() => node.stop({ keepData: true })),
+    stop: onExit(() => node.stop({ keepData: true }), () => node.proc.kill("SIGKILL")),
   };
 }
 
@@ -377,6 +393,7 @@ interface Case {
   kb: number;
   sessions: number;
   count: number;
+  mode: Mode;
 }
 
 interface Run {
@@ -401,12 +418,12 @@ interface Run {
   byName: Map<string, number>;
 }
 
-async function timed(s: Server, sink: Sink, c: Case, round: number, o: MailBenchOptions, probeDir: string): Promise<Run> {
+async function timed(s: Server, sink: Sink, c: Case, round: number, probeDir: string): Promise<Run> {
   const bytes = c.kb * 1024;
   // warm-up: the same load, smaller, not timed
   const warm = Math.max(20, Math.round(c.count / 10));
   const w0 = sink.count;
-  const wr = await source(s.port, { count: warm, sessions: c.sessions, bytes, reuse: o.reuse });
+  const wr = await source(s.port, { count: warm, sessions: c.sessions, bytes, reuse: c.mode === "reuse" });
   if (!(await sink.waitFor(w0 + warm, Date.now() + 60_000))) {
     console.log(`    (${s.variant} warm-up: ${sink.count - w0} of ${warm} arrived in 60 s${wr.stderr ? `; smtp-source: ${wr.stderr.slice(0, 300)}` : ""})`);
   }
@@ -421,7 +438,7 @@ async function timed(s: Server, sink: Sink, c: Case, round: number, o: MailBench
   const m0 = machineCpu();
   const c0 = sink.count;
   const t0 = performance.now();
-  const srcP = source(s.port, { count: c.count, sessions: c.sessions, bytes, reuse: o.reuse });
+  const srcP = source(s.port, { count: c.count, sessions: c.sessions, bytes, reuse: c.mode === "reuse" });
   const deadline = Date.now() + Math.max(60_000, c.count * 50);
   const complete = await sink.waitFor(c0 + c.count, deadline);
   const seconds = (performance.now() - t0) / 1000;
@@ -459,9 +476,10 @@ async function timed(s: Server, sink: Sink, c: Case, round: number, o: MailBench
 function runLine(c: Case, r: Run): string {
   const rate = r.count / r.seconds;
   const share = (x: number) => pct(x / r.seconds);
-  const others = r.machineBusy - (r.serverCpu + r.sinkCpu + r.sourceCpu + r.harnessCpu) / r.seconds;
+  // the processes' figures and the machine's are sampled a little apart: "others" can come out a few % below 0
+  const others = Math.max(0, r.machineBusy - (r.serverCpu + r.sinkCpu + r.sourceCpu + r.harnessCpu) / r.seconds);
   return (
-    `  round ${r.round + 1}  ${c.kb} KB × ${c.sessions}  ${r.variant.padEnd(9)} ${fmt(rate).padStart(6)}/s end to end` +
+    `  round ${r.round + 1}  ${c.mode.padEnd(5)} ${c.kb} KB × ${c.sessions}  ${r.variant.padEnd(9)} ${fmt(rate).padStart(6)}/s end to end` +
     ` (${fmt(r.count)} in ${r.seconds.toFixed(2)} s; smtp-source done after ${r.acceptSeconds.toFixed(2)} s)` +
     (r.complete ? "" : ` [INCOMPLETE: ${fmt(r.arrived)} of ${fmt(r.count)} arrived]`) +
     (r.complete && r.arrived !== r.count ? ` [${fmt(r.arrived - r.count)} MORE than sent arrived]` : "") +
@@ -495,10 +513,10 @@ async function checkOnce(root: string, o: MailBenchOptions): Promise<boolean> {
   let ok = true;
   try {
     for (const s of servers) {
-      for (const { n, sessions, kb } of [{ n: 400, sessions: 8, kb: 1 }, { n: 40, sessions: 1, kb: 10 }]) {
+      for (const { n, sessions, kb, reuse } of [{ n: 400, sessions: 8, kb: 1, reuse: false }, { n: 100, sessions: 1, kb: 10, reuse: true }]) {
         const from = existsSync(file) ? statSync(file).size : 0;
         const c0 = sink.count;
-        const src = await source(s.port, { count: n, sessions, bytes: kb * 1024, reuse: o.reuse });
+        const src = await source(s.port, { count: n, sessions, bytes: kb * 1024, reuse });
         const arrived = await sink.waitFor(c0 + n, Date.now() + 60_000);
         await sleep(2000); // duplicates, if any, would come now
         const ids = dumpIds(file, from);
@@ -507,7 +525,7 @@ async function checkOnce(root: string, o: MailBenchOptions): Promise<boolean> {
         const good = src.code === 0 && arrived && ids.size === n && total === n && sink.count - c0 === n;
         ok &&= good;
         console.log(
-          `  ${s.variant.padEnd(8)} ${n} × ${kb} KB, ${sessions} session(s): ${good ? "ok" : "NOT OK"} — sink counted ${sink.count - c0}, ` +
+          `  ${s.variant.padEnd(8)} ${n} × ${kb} KB, ${sessions} session(s), ${reuse ? "one connection per session" : "a connection per message"}: ${good ? "ok" : "NOT OK"} — sink counted ${sink.count - c0}, ` +
             `${ids.size} distinct Message-Ids, ${twice} more than once${src.code !== 0 ? `; smtp-source exit ${src.code}: ${src.stderr.slice(0, 200)}` : ""}`,
         );
       }
@@ -539,6 +557,15 @@ function postfixVersion(): string {
   return `${r.stdout.trim().replace("mail_version = ", "Postfix ")}${v ? ` (Debian ${v})` : ""}`;
 }
 
+/** The commit of the tree the sandbox script is in, and whether it has uncommitted changes. */
+function gitDescribe(): string {
+  const cwd = dirname(sandboxScript());
+  if (!existsSync(cwd)) return "?";
+  const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", cwd }).stdout?.trim();
+  const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no"], { encoding: "utf8", cwd }).stdout?.trim();
+  return head ? `${head}${dirty ? " (with uncommitted changes in the tree)" : ""}` : "?";
+}
+
 function fsType(dir: string): string {
   const r = spawnSync("df", ["-T", dir], { encoding: "utf8" });
   const l = r.stdout.trim().split("\n")[1]?.split(/\s+/) ?? [];
@@ -547,7 +574,7 @@ function fsType(dir: string): string {
 
 export async function mailRelay(o: MailBenchOptions): Promise<void> {
   const cores = os.cpus().length;
-  const commit = spawnSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", cwd: here }).stdout?.trim() || "?";
+  const commit = gitDescribe();
   console.log(`\nMail relay: tidings and Postfix end to end into Postfix's smtp-sink, fed by Postfix's smtp-source — ${new Date().toISOString()}`);
   console.log(`machine: ${cores} cores, load average at start ${load()}; node ${process.version}; tidings at ${commit}; ${postfixVersion()}`);
   for (const tool of ["smtp-source", "smtp-sink", "postfix"]) {
@@ -563,12 +590,23 @@ export async function mailRelay(o: MailBenchOptions): Promise<void> {
   mkdirSync(o.dir, { recursive: true });
   const root = mkdtempSync(join(o.dir, "tidings-mail-bench-"));
   chmodSync(root, 0o755); // Postfix's daemons run as postfix
-  const removeRoot = onExit(async () => rmSync(root, { recursive: true, force: true }));
-  const cases: Case[] = o.cases.map((c) => ({ ...c, count: c.sessions >= 8 ? o.count : Math.max(10 * c.sessions, Math.round((o.count / 8) * c.sessions)) }));
+  const remove = () => rmSync(root, { recursive: true, force: true });
+  const removeRoot = onExit(async () => remove(), remove);
+  const onSignal = () => {
+    console.error("\nmail relay bench: signal; stopping its servers");
+    killAll();
+  };
+  process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
+  const cases: Case[] = o.modes.flatMap((mode) =>
+    o.cases.map((c) => ({ ...c, mode, count: c.sessions >= 8 ? o.count : Math.max(10 * c.sessions, Math.round((o.count / 8) * c.sessions)) })),
+  );
+  const caseKey = (c: Case) => `${c.mode}:${c.kb}x${c.sessions}`;
   console.log(
-    `Each timed run: smtp-source -s SESSIONS -m COUNT -l SIZE${o.reuse ? " -d (one connection per session)" : " (a new connection for each message, smtp-source's default)"} into the server;\n` +
-      `time from its start until smtp-sink has counted COUNT more messages (end to end). Each run is preceded by an untimed warm-up of COUNT/10.\n` +
-      `COUNT: ${cases.map((c) => `${fmt(c.count)} for ${c.kb} KB × ${c.sessions}`).join(", ")}. Rounds: ${o.rounds}; the first server alternates between cases and flips every round.\n` +
+    `Each timed run: smtp-source -s SESSIONS -m COUNT -l SIZE [-d] -f from@example.net -t to@example.org into the server; modes: ${o.modes.map(modeText).join("; ")}\n` +
+      `(smtp-source's default, and the issue's figures, are a new connection per message; -d keeps one per session).\n` +
+      `Time from smtp-source's start until smtp-sink has counted COUNT more messages (end to end). Each server is first warmed with 1,000 × 1 KB and\n` +
+      `200 × 10 KB messages (8 sessions), and each run is preceded by an untimed warm-up of COUNT/10 with the same load.\n` +
+      `COUNT: ${o.count} with 8 sessions, ${Math.max(10, Math.round(o.count / 8))} with 1. Rounds: ${o.rounds}; the first server alternates between cases and flips every round.\n` +
       `tidings: defaults (storage.synchronous = full, mail.connections_per_hop = 8), [[route]] example.org → the sink` +
       `${o.nodeArgs.length ? `; node options ${o.nodeArgs.join(" ")}` : ""}.\n` +
       `Postfix: ${postfixVersion()} from test/interop/postfix-sandbox.sh: stock main.cf/master.cf but for paths, loopback listener, relayhost = [sink], no DNS, no chroot.\n` +
@@ -594,11 +632,20 @@ export async function mailRelay(o: MailBenchOptions): Promise<void> {
     const probeDir = join(root, "probes");
     mkdirSync(probeDir);
 
+    // first warm-up: JIT, caches, the outbound connections, Postfix's daemons
+    for (const s of [tid, pf]) {
+      for (const [n, kb] of [[1000, 1], [200, 10]]) {
+        const c0 = sink.count;
+        await source(s.port, { count: n, sessions: 8, bytes: kb * 1024, reuse: false });
+        if (!(await sink.waitFor(c0 + n, Date.now() + 120_000))) console.log(`  (${s.variant} first warm-up: ${sink.count - c0} of ${n} arrived in 120 s)`);
+      }
+    }
+
     console.log(`\nBaseline: smtp-source straight into smtp-sink, same counts:`);
     for (const c of cases) {
-      const r = await timed(sinkOnly(sink), sink, c, 0, o, probeDir);
+      const r = await timed(sinkOnly(sink), sink, c, 0, probeDir);
       console.log(runLine(c, r));
-      runs.set(`${c.kb}x${c.sessions}:sink only`, [r]);
+      runs.set(`${caseKey(c)}:sink only`, [r]);
     }
 
     console.log(`\nRuns, in the order they ran:`);
@@ -607,13 +654,13 @@ export async function mailRelay(o: MailBenchOptions): Promise<void> {
         const c = cases[ci];
         const order = (round + ci) % 2 === 0 ? [tid, pf] : [pf, tid];
         for (const s of order) {
-          const r = await timed(s, sink, c, round, o, probeDir);
+          const r = await timed(s, sink, c, round, probeDir);
           console.log(runLine(c, r));
           if (s.variant === "Postfix") {
             const top = [...r.byName].filter(([, v]) => v > 0.005).sort((a, b) => b[1] - a[1]);
             console.log(`      Postfix CPU by process (live at the end; exited daemons in master): ${top.map(([k, v]) => `${k} ${pct(v / r.seconds)}`).join(", ")}`);
           }
-          const k = `${c.kb}x${c.sessions}:${s.variant}`;
+          const k = `${caseKey(c)}:${s.variant}`;
           runs.set(k, [...(runs.get(k) ?? []), r]);
         }
       }
@@ -626,16 +673,16 @@ export async function mailRelay(o: MailBenchOptions): Promise<void> {
       return { rate: n / secs, cpuPer: rs.reduce((a, r) => a + r.serverCpu, 0) / n, cpuShare: rs.reduce((a, r) => a + r.serverCpu, 0) / secs, ok: rs.every((r) => r.complete && r.arrived === r.count && !r.sourceError) };
     };
     console.log(`\nMessages per second delivered at the sink (end to end), summed over ${o.rounds} round(s); CPU per message and as share of one core`);
-    console.log("| size | sessions | COUNT | tidings msg/s | Postfix msg/s | tidings/Postfix | by round | sink alone msg/s | tidings CPU | Postfix CPU |");
-    console.log("|---|---|---|---|---|---|---|---|---|---|");
+    console.log("| connections | size | sessions | COUNT | tidings msg/s | Postfix msg/s | tidings/Postfix | by round | sink alone msg/s | tidings CPU | Postfix CPU |");
+    console.log("|---|---|---|---|---|---|---|---|---|---|---|");
     for (const c of cases) {
-      const t = runs.get(`${c.kb}x${c.sessions}:tidings`)!;
-      const p = runs.get(`${c.kb}x${c.sessions}:Postfix`)!;
-      const b = runs.get(`${c.kb}x${c.sessions}:sink only`)!;
+      const t = runs.get(`${caseKey(c)}:tidings`)!;
+      const p = runs.get(`${caseKey(c)}:Postfix`)!;
+      const b = runs.get(`${caseKey(c)}:sink only`)!;
       const at = agg(t), ap = agg(p), ab = agg(b);
       const byRound = t.map((r, i) => fmt(r.count / r.seconds / (p[i].count / p[i].seconds), 2)).join(", ");
       console.log(
-        `| ${c.kb} KB | ${c.sessions} | ${fmt(c.count)} | ${fmt(at.rate)}${at.ok ? "" : " (!)"} | ${fmt(ap.rate)}${ap.ok ? "" : " (!)"} | ${fmt(at.rate / ap.rate, 2)}× | ${byRound} | ${fmt(ab.rate)} | ` +
+        `| ${c.mode === "reuse" ? "one per session" : "one per message"} | ${c.kb} KB | ${c.sessions} | ${fmt(c.count)} | ${fmt(at.rate)}${at.ok ? "" : " (!)"} | ${fmt(ap.rate)}${ap.ok ? "" : " (!)"} | ${fmt(at.rate / ap.rate, 2)}× | ${byRound} | ${fmt(ab.rate)} | ` +
           `${fmt(at.cpuPer * 1e6)} µs (${pct(at.cpuShare)}) | ${fmt(ap.cpuPer * 1e6)} µs (${pct(ap.cpuShare)}) |`,
       );
     }
@@ -644,18 +691,15 @@ export async function mailRelay(o: MailBenchOptions): Promise<void> {
     for (const s of servers) await s.stop().catch(() => {});
     await sink.stop();
     await removeRoot();
+    process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
   }
   if (o.profileDir) console.log(`tidings' CPU profile: ${o.profileDir}`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const o = optionsFromEnv();
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    process.once(sig, () => {
-      console.error(`\n${sig}: stopping the servers`);
-      void stopAll().finally(() => process.exit(130));
-    });
-  }
+  // mailRelay's own handler stops its servers; then end
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => setImmediate(() => process.exit(130)));
   await mailRelay(o);
 }
 

@@ -7,7 +7,9 @@
 //   INN_SANDBOX=path  test/interop/inn-sandbox.sh, when the build is not in dist/
 //   BENCH_DIR=folder  where the ingest servers keep their data (default /var/tmp), deleted at the end
 //   BENCH_FS_WAIT=420 seconds to wait, before each round, for file creation to be cheap again
+//   BENCH_MAIL=0      skip the mail relay part (tidings and Postfix into smtp-sink, bench/mail-relay.ts; its MAIL_BENCH_* switches apply)
 import { millionArticles } from "./million.js";
+import { mailRelay, optionsFromEnv as mailOptions } from "./mail-relay.js";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
@@ -197,6 +199,8 @@ async function main(): Promise<void> {
   }
 
   if (process.env.BENCH_PROPAGATION !== "0") printPropagation(await propagation(scale, inn));
+
+  if (process.env.BENCH_MAIL !== "0") await mailRelay(mailOptions(scale));
 
   if (million) await millionArticles(Math.round(1_000_000 * scale));
 }

@@ -76,6 +76,7 @@ const SQL = {
   // a recipient given up on was never relayed to: the same message sent to it again is no loop
   unseen: "DELETE FROM mail_seen WHERE rcpt = ? AND msgid = (SELECT msgid FROM mail WHERE id = ?)",
   // a message goes with its last recipient row
+  lastMail: "INSERT INTO meta (key, value) VALUES ('last_mail', ?) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
   emptied: "DELETE FROM mail WHERE NOT EXISTS (SELECT 1 FROM mail_rcpt r WHERE r.mail = mail.id) AND id IN",
 };
 
@@ -92,8 +93,16 @@ export class MailQueue implements Contributor<Item, MailResult> {
   }
 
   async init(): Promise<void> {
-    const row = await this.db.get<{ m: number | null }>("SELECT max(id) AS m FROM mail");
+    // ids are never reused, even after the queue empties and the node restarts
+    // ("queued as N" stays unique in logs): the newest is kept in meta
+    const row = await this.db.get<{ m: number | null }>(
+      "SELECT max(coalesce((SELECT max(id) FROM mail), 0), coalesce((SELECT value FROM meta WHERE key = 'last_mail'), 0)) AS m",
+    );
     this.#nextId = (row?.m ?? 0) + 1;
+  }
+
+  #noteLastId(tx: Tx): void {
+    tx.run(SQL.lastMail, [this.#nextId - 1]);
   }
 
   /** Queues a message for its recipients; resolves after COMMIT (then the 250 may go). */
@@ -196,6 +205,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
       return { kind: "done", changed: 0 };
     });
     tx.insert(SQL.mail, 10, mails);
+    if (mails.length > 0) this.#noteLastId(tx);
     tx.insert(SQL.rcpt, 4, rcpts);
     tx.insert(SQL.seen, 3, seenRows);
     const gone = [...new Set(emptied)];
@@ -217,6 +227,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
     tx.weight++;
     tx.insert(SQL.mail, 10, [[id, m.sender, m.received, m.client, m.origin, m.msgid, m.eightBit ? 1 : 0, m.smtputf8 ? 1 : 0, m.data.length, m.data]]);
     tx.insert(SQL.rcpt, 4, m.rcpts.map((r) => [id, r.rcpt, r.hop, m.received]));
+    this.#noteLastId(tx);
     tx.afterCommit(() => {
       this.counts.queued++;
       this.onQueued?.(new Set(m.rcpts.map((r) => r.hop)));

@@ -177,15 +177,17 @@ function fold(field: string): string {
 }
 
 /**
- * RFC 3463 §2: class.subject.detail. The class must agree with the action
- * (RFC 3464 §2.3.4: 4.X.X for delayed, 5.X.X for failed); a status that does
- * not is given the action's class, and one that is not a status at all
- * becomes X.0.0 (undefined status).
+ * RFC 3463 §2: class.subject.detail. A delay is always 4.X.X. A failure is
+ * 5.X.X, or 4.X.X when a transient condition lasted until the message was
+ * given up (RFC 3463 §2: "If this code accompanies a delivery failure report,
+ * sending in the future may be successful"; Postfix reports expired mail
+ * so). A 2.X.X for either is made the action's class, and a text that is not
+ * a status at all becomes X.0.0 (undefined status).
  */
 function statusFor(action: "failed" | "delayed", status: string): string {
-  const cls = action === "failed" ? "5" : "4";
-  const m = /^\s*[245]\.(\d{1,3})\.(\d{1,3})\s*$/.exec(status);
-  return m ? `${cls}.${m[1]}.${m[2]}` : `${cls}.0.0`;
+  const m = /^\s*([245])\.(\d{1,3})\.(\d{1,3})\s*$/.exec(status);
+  const cls = action === "delayed" ? "4" : m?.[1] === "4" ? "4" : "5";
+  return m ? `${cls}.${m[2]}.${m[3]}` : `${cls}.0.0`;
 }
 
 /**

@@ -108,9 +108,15 @@ class Hop {
       .finally(() => (this.#running = false));
   }
 
+  /**
+   * Stops after the deliveries under way, waiting at most a few seconds: a
+   * next hop that stalls must not hold a shutdown (what it had not answered
+   * stays queued and is sent again after the restart).
+   */
   async stop(): Promise<void> {
-    await this.#idle.catch(() => {});
+    const waited = await Promise.race([this.#idle.then(() => true, () => true), new Promise<false>((r) => setTimeout(() => r(false), 3000).unref())]);
     this.#transport?.close();
+    if (!waited) this.log.warn("stopped with a delivery still waiting for the next hop; it stays queued");
   }
 
   async #run(suspended: boolean): Promise<void> {
@@ -181,8 +187,13 @@ class Hop {
       failed.push(
         d.kind === "failed"
           ? { recipient: r.rcpt, action: "failed", status: d.status, diagnostic: d.error, remoteMta: d.remote, lastAttempt: now }
-          // RFC 3463 4.4.7: delivery time expired
-          : { recipient: r.rcpt, action: "failed", status: "4.4.7", diagnostic: `expired after ${Math.round((now - m.received) / 1000)} s; last error: ${d.error}`, lastAttempt: now },
+          // Given up after mail.max_lifetime. RFC 3463 X.4.7 (delivery time expired) asks for the
+          // code of the actual problem where there is one: the last reply's, as Postfix does
+          : {
+              recipient: r.rcpt, action: "failed", lastAttempt: now,
+              status: /\b4\.\d{1,3}\.\d{1,3}\b/.exec(d.error)?.[0] ?? "4.4.7",
+              diagnostic: d.error.startsWith("smtp;") ? d.error : `X-Tidings; gave up after ${Math.round((now - m.received) / 1000)} s: ${d.error}`,
+            },
       );
     });
     if (failed.length === 0) return;

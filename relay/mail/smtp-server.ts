@@ -258,6 +258,13 @@ export class SmtpServer {
         if (r.kind === "queued") {
           queuedAs = r.id ? ` as ${r.id}` : "";
           if (r.looped.length > 0) this.log.info({ msgid: messageIdOf(head), rcpts: r.looped }, "already relayed to these recipients: not relayed again (loop)");
+          // Nothing left to relay. If our own Received is in the trail, the message
+          // came back round a routing loop: refuse it, so that the hop before
+          // bounces it (a 250 would lose it, RFC 5321 §6.1). Without our trace it
+          // is a client sending again after a lost reply: the 250 is right.
+          if (r.id === 0 && relayedHere(head, this.opts.hostname)) {
+            return refuse(554, `5.4.6 Mail loop: already relayed to ${r.looped.map((a) => `<${a}>`).join(", ")} by ${this.opts.hostname}`);
+          }
         }
       } catch (err) {
         if (err instanceof WriterBusy || isTransient(err)) return refuse(451, `4.3.0 Queue busy (${(err as Error).message}); try again later`);
@@ -291,3 +298,9 @@ const SMTP_ANSWER: { [K in Outcome["kind"]]: (o: Extract<Outcome, { kind: K }>) 
   rejected: (o) => ({ code: 554, text: `5.6.0 Article refused: ${o.reason}` }),
   deferred: (o) => ({ code: 451, text: `4.3.0 ${o.reason}` }),
 };
+
+/** Whether a Received field in the header section says this node passed the message on (our own trace format). */
+function relayedHere(head: string, hostname: string): boolean {
+  const by = `\tby ${hostname} (tidings) `;
+  return head.split(/\r?\n(?=\S)/).some((f) => /^received:/i.test(f) && f.includes(by));
+}

@@ -32,10 +32,8 @@ test("mailq lists what waits for a hop that is down, with the error; retry sends
   await tidings("route", "add", "example.org", `127.0.0.1:${hopPort}`, "--config", conf);
   assert.match(readFileSync(conf, "utf8"), /\[\[route\]\]\ndomain = "example\.org"\nnext_hop = "127\.0\.0\.1:\d+"/);
   await assert.rejects(tidings("route", "add", "EXAMPLE.org", "mx", "--config", conf), /already has a route for EXAMPLE\.org/);
-  const node = await startNode({
-    dataDir: dir,
-    config: readFileSync(conf, "utf8") + `\n[mail]\nretry_first = 30\nretry_max = 60\nsweep = "* * * * * *"\n[feeds]\nstatus_interval = 0.2\n`,
-  });
+  const config = readFileSync(conf, "utf8") + `\n[mail]\nretry_first = 30\nretry_max = 60\nsweep = "* * * * * *"\n[feeds]\nstatus_interval = 0.2\n`;
+  let node = await startNode({ dataDir: dir, config });
   try {
     for (const n of [1, 2]) {
       const r = await smtpTalk(node.smtpPort, "127.0.0.1", ["EHLO c.example", "MAIL FROM:<a@example.net>", `RCPT TO:<r${n}@example.org>`, "DATA", `Subject: ${n}\r\nMessage-ID: <cli${n}@example.net>\r\n\r\nbody\r\n.`, "QUIT"]);
@@ -64,6 +62,11 @@ test("mailq lists what waits for a hop that is down, with the error; retry sends
       assert.match((await tidings("mailq", "--data", dir)).stdout, /mail queue is empty/);
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(sink.messages.length, 1, "the dropped message was not sent");
+      // after a restart with the queue empty, ids go on: "queued as N" is never given twice
+      await node.stop();
+      node = await startNode({ dataDir: dir, config });
+      const r = await smtpTalk(node.smtpPort, "127.0.0.1", ["EHLO c.example", "MAIL FROM:<a@example.net>", "RCPT TO:<r3@example.org>", "DATA", "Subject: 3\r\nMessage-ID: <cli3@example.net>\r\n\r\nbody\r\n.", "QUIT"]);
+      assert.match(r[4], /^250 2\.6\.0 Ok: queued as 3$/);
     } finally {
       await sink.stop();
     }

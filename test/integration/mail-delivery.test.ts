@@ -458,9 +458,10 @@ test("451 twice, then accepted: delivered once; always 4xx: bounced after mail.m
     t.diagnostic(`bounced after ${bouncedAfter} ms: Status ${r["Status"]}; Diagnostic-Code ${r["Diagnostic-Code"]}`);
     assert.equal(r["Final-Recipient"], "rfc822; never@example.org");
     assert.equal(r["Action"], "failed");
-    // RFC 3463 X.4.7 "delivery time expired" (see the report on its class)
-    assert.match(r["Status"] ?? "", /^[45]\.4\.7$/, `Status: ${r["Status"]}`);
-    assert.match(r["Diagnostic-Code"] ?? "", /452 4\.2\.2 mailbox full/, "the last error is named");
+    // given up while the condition was transient: the last reply's status, in class 4 (RFC 3463 §2,
+    // and its X.4.7 asks for the actual problem's code where there is one), as Postfix reports it
+    assert.equal(r["Status"], "4.2.2");
+    assert.match(r["Diagnostic-Code"] ?? "", /^smtp; 452 4\.2\.2 mailbox full/, "the last reply is the diagnostic");
     assert.equal(p.originalMsgid, "<never@example.net>");
     assert.equal(bounces.messages.length, 1, "one DSN, for never@ only");
 
@@ -508,7 +509,7 @@ test("two nodes as a chain of relays: swaks -> A -> B -> sink, byte for byte und
   }
 });
 
-test("a routing loop between two nodes ends: by the (Message-ID, recipient) memory, or without a Message-ID by smtp.max_received with a 5.4.6 bounce", { timeout: 90_000 }, async (t) => {
+test("a routing loop between two nodes ends with a 5.4.6 bounce: at once by the (Message-ID, recipient) memory and our own Received, or without a Message-ID by smtp.max_received", { timeout: 90_000 }, async (t) => {
   const bounces = new SmtpSink();
   const bouncePort = await bounces.start();
   const [pa, pb] = await freePorts(2);
@@ -527,20 +528,25 @@ test("a routing loop between two nodes ends: by the (Message-ID, recipient) memo
       const sb = mailStatus(b);
       return sa && sb ? { aReceived: sa.received.messages, bReceived: sb.received.messages, aLooped: sa.counts.looped, bLooped: sb.counts.looped, refused: sa.received.refusedMessages + sb.received.refusedMessages } : undefined;
     };
-    const loop1 = { aReceived: 2, bReceived: 1, aLooped: 1, bLooped: 0, refused: 0 };
-    // A got it from swaks and back from B, where (Message-ID, x@loop.example) was already relayed: not queued again
+    // A got it from swaks; back from B, with A's own Received in it and (Message-ID, x@loop.example)
+    // already relayed, A refuses it as a loop (554 5.4.6) and B bounces it to the sender
+    const loop1 = { aReceived: 1, bReceived: 1, aLooped: 1, bLooped: 0, refused: 1 };
     await waitUntil(() => JSON.stringify(figures()) === JSON.stringify(loop1), 20_000, () => `the figures become ${JSON.stringify(loop1)}: ${JSON.stringify(figures())}`);
     await waitUntil(async () => (await both()).length === 0, 20_000, () => "both queues empty");
-    assert.equal(bounces.messages.length, 0, "the memory cuts the loop without a bounce");
+    const [loopDsn] = await bounces.waitFor(1, 20_000);
+    const p1 = await parseDsn(loopDsn.data);
+    assert.equal(p1.recipients[0]["Final-Recipient"], "rfc822; x@loop.example");
+    assert.equal(p1.recipients[0]["Status"], "5.4.6");
+    assert.match(p1.recipients[0]["Diagnostic-Code"] ?? "", /^smtp; 554 5\.4\.6 Mail loop: already relayed to <x@loop\.example> by a\.example\.net/);
 
     // without a Message-ID there is nothing to remember: the Received headers grow until one side refuses
     const noId = message("loop2", { to: "y@loop.example", msgid: false, subject: "loop without a Message-ID" });
     assert.match(await swaks(a.smtpPort, "alice@example.net", "y@loop.example", noId, a.dataDir), /<- {2}250 /);
-    const dsn = (await bounces.waitFor(1, 30_000)).find((m) => m.data.includes("loop without a Message-ID"));
+    const dsn = (await bounces.waitFor(2, 30_000)).find((m) => m.data.includes("loop without a Message-ID"));
     assert.ok(dsn, "a bounce comes back to the sender");
     await waitUntil(async () => (await both()).length === 0, 20_000, () => "both queues empty");
     // accepted with 0 to 6 Received headers (max_received = 6): 7 receptions, 4 at A and 3 at B; the 8th, with 7, is refused by B
-    const loop2 = { aReceived: 2 + 4, bReceived: 1 + 3, aLooped: 1, bLooped: 0, refused: 1 };
+    const loop2 = { aReceived: 1 + 4, bReceived: 1 + 3, aLooped: 1, bLooped: 0, refused: 1 + 1 };
     await waitUntil(() => JSON.stringify(figures()) === JSON.stringify(loop2), 20_000, () => `the figures become ${JSON.stringify(loop2)}: ${JSON.stringify(figures())}`);
     assert.equal(dsn.from, "");
     assert.deepEqual(dsn.to, ["alice@example.net"]);
@@ -553,7 +559,7 @@ test("a routing loop between two nodes ends: by the (Message-ID, recipient) memo
     // the original returned is A's copy: 7 Received headers, alternately by A and by B
     const trail = [...dsn.data.toString("latin1").matchAll(/^Received: from \S+ \(\[127\.0\.0\.1\]\)\r\n\tby ([ab])\.example\.net/gm)].map((m) => m[1]).join("");
     assert.equal(trail, "abababa");
-    assert.equal(bounces.messages.length, 1, "one bounce, and none for the message with a Message-ID");
+    assert.equal(bounces.messages.length, 2, "one bounce for each looping message");
   } finally {
     await a.stop();
     await b.stop();

@@ -7,12 +7,28 @@
 import nodemailer from "nodemailer";
 import type { Transporter } from "nodemailer";
 import MimeNode from "nodemailer/lib/mime-node";
+import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { promises as dns } from "node:dns";
 import type { Logger } from "pino";
 import type { DueMail, MailQueue, NewMail, Settle } from "../../storage/mail-queue.js";
 import { buildDsn, type FailedRecipient } from "../../protocol/mail/dsn.js";
 import { hopFor } from "./gateway.js";
 import type { RoutePattern } from "./policy.js";
+
+// The envelope as received includes SMTPUTF8 (RFC 6531 §3.4) when the client
+// gave it: the message may have UTF-8 in its header section even when every
+// address is ASCII. nodemailer adds the keyword only for non-ASCII addresses;
+// an envelope flag `smtputf8` makes it add it whenever the hop offers it.
+const sendCommand = (SMTPConnection.prototype as unknown as { _sendCommand: (s: string) => void })._sendCommand;
+(SMTPConnection.prototype as unknown as { _sendCommand: (s: string) => void })._sendCommand = function (this: {
+  _envelope?: { smtputf8?: boolean }; _supportedExtensions: string[]; _usingSmtpUtf8?: boolean;
+}, str: string) {
+  if (this._envelope?.smtputf8 && str.startsWith("MAIL FROM:") && !/ SMTPUTF8\b/.test(str) && this._supportedExtensions.includes("SMTPUTF8")) {
+    str += " SMTPUTF8";
+    this._usingSmtpUtf8 = true;
+  }
+  return sendCommand.call(this, str);
+};
 
 export interface OutboundOptions {
   hostname: string;
@@ -230,7 +246,7 @@ class Hop {
     try {
       // the envelope as received: MAIL FROM (<> stays <>), each RCPT, BODY=8BITMIME, SIZE; the bytes untouched
       const info = await transport.sendMail({
-        envelope: { from: m.sender || undefined, to, use8BitMime: m.eightBit, size: m.data.length } as never,
+        envelope: { from: m.sender || undefined, to, use8BitMime: m.eightBit, smtputf8: m.smtputf8, size: m.data.length } as never,
         raw: m.data,
       });
       const refused = new Map<string, { responseCode?: number; response?: string }>();

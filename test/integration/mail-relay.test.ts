@@ -63,6 +63,16 @@ assert refused == {}, refused
 s.quit()
 `], b);
 
+    // SMTPUTF8 with ASCII addresses and a UTF-8 header: the keyword is passed on (RFC 6531 §3.4)
+    const u = Buffer.from("From: alice@example.net\r\nSubject: Grüße\r\nMessage-ID: <utf8a@example.net>\r\n\r\nbody\r\n", "utf8");
+    await runWithInput("python3", ["-c", `
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", ${node.smtpPort})
+s.ehlo("client.example.net")
+s.sendmail("alice@example.net", ["erin@example.org"], sys.stdin.buffer.read(), mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+s.quit()
+`], u);
+
     // nodemailer, from the null sender
     const c = message("nodemailer1");
     const t = nodemailer.createTransport({ host: "127.0.0.1", port: node.smtpPort, secure: false, ignoreTLS: true });
@@ -70,7 +80,7 @@ s.quit()
     assert.match(info.response, /^250 2\.6\.0 Ok: queued as \d+/);
     t.close();
 
-    const got = await sink.waitFor(3, 20_000);
+    const got = await sink.waitFor(4, 20_000);
     const byId = (id: string) => got.find((m) => m.data.includes(Buffer.from(`<${id}@example.net>`)))!;
     assertRelayed(byId("swaks1").data, a, "bob@example.org");
     assert.equal(byId("swaks1").from, "alice@example.net");
@@ -79,6 +89,9 @@ s.quit()
     assert.ok(two.data.subarray(two.data.length - b.length).equals(b));
     assert.equal(two.bodyType.toLowerCase(), "8bitmime", "BODY=8BITMIME is passed on");
     assert.equal(byId("nodemailer1").from, "", "the null sender stays <>");
+    const utf8 = byId("utf8a");
+    assert.equal(utf8.smtpUtf8, true, "SMTPUTF8 is passed on");
+    assert.ok(utf8.data.subarray(utf8.data.length - u.length).equals(u));
     assertRelayed(byId("nodemailer1").data, c, "dave@example.org");
     // delivered mail leaves the queue
     await waitUntil(async () => (await queued(node)).length === 0, 10_000, "the queue empties");

@@ -64,7 +64,7 @@ export async function feed(o: FeedOptions): Promise<FeedResult> {
     r.refused += p.refused;
     r.deferred += p.deferred;
     r.bytes += p.bytes;
-    r.acked.push(...p.acked);
+    for (const id of p.acked) r.acked.push(id); // not push(...): over ~120,000 ids that overflows the stack
   }
   return r;
 }

@@ -12,17 +12,31 @@
 //   carries one, synchronously, with the block as a view on the receive buffer
 //   (the reader benchmark counts a million overview lines without making them).
 //
-// Bytes are kept as a latin1 string (one char per octet, so nothing is lost):
-// a reply line costs one slice, and a block is found with one search for
-// CRLF "." CRLF. Writes made in one tick go out together: the socket is corked
-// on the first and uncorked on the next tick (one writev for a window of CHECKs).
+// What has arrived is kept in the form its reader wants: as a latin1 string
+// (one char per octet, nothing lost) while lines are read, so a reply line
+// costs one slice; as a Buffer while blocks are read, so a block is found with
+// one native search for CRLF "." CRLF and never decoded. Writes made in one
+// tick go out together: the socket is corked on the first and uncorked on the
+// next tick (one writev for a window of CHECKs).
 import net from "node:net";
 import { stuffBlock } from "./reply.js";
 
 /** Longest reply line buffered by default; a peer that sends more without CRLF is cut off, not kept in memory. */
 export const MAX_REPLY_LINE = 64 * 1024;
 
-const TERM = "\r\n.\r\n";
+const TERM = Buffer.from("\r\n.\r\n");
+const CRLF = Buffer.from("\r\n");
+const CRLF_DOT = Buffer.from("\r\n.");
+const EMPTY = Buffer.alloc(0);
+const LF = 0x0a;
+const CR = 0x0d;
+const DOT = 0x2e;
+
+/** Where the first CRLF at or after `from` begins, or -1. */
+function crlf(b: Buffer, from: number): number {
+  for (let j = b.indexOf(LF, from); j >= 0; j = b.indexOf(LF, j + 1)) if (j > from && b[j - 1] === CR) return j - 1;
+  return -1;
+}
 
 export interface ClientOptions {
   /** Local address to connect from. */
@@ -57,7 +71,7 @@ interface Read {
  * valid during the call only (copy what you keep with bytes(), raw() or text()).
  */
 export class BlockView {
-  /** @internal */ src = "";
+  /** @internal */ src: Buffer = EMPTY;
   /** @internal */ start = 0;
   /** @internal */ end = 0; // after the last line's CRLF
 
@@ -68,32 +82,42 @@ export class BlockView {
 
   /** Number of lines in the block. */
   lines(): number {
+    const b = this.src;
     let n = 0;
-    for (let j = this.src.indexOf("\r\n", this.start); j >= 0 && j < this.end; j = this.src.indexOf("\r\n", j + 2)) n++;
+    for (let j = b.indexOf(LF, this.start); j >= 0 && j < this.end; j = b.indexOf(LF, j + 1)) if (b[j - 1] === CR) n++;
     return n;
   }
 
-  /** The block unstuffed, CRLF line ends kept, as latin1 text (one char per octet). */
-  text(): string {
+  /** The block's octets, unstuffed, CRLF line ends kept (shares memory with what was received: do not write into it). */
+  bytes(): Buffer {
     return unstuff(this.src, this.start, this.end);
   }
 
-  /** The block's octets, unstuffed, CRLF line ends kept. */
-  bytes(): Buffer {
-    return Buffer.from(this.text(), "latin1");
+  /** The block unstuffed, as latin1 text (one char per octet). */
+  text(): string {
+    return this.bytes().toString("latin1");
   }
 
   /** The block's octets as sent, still dot-stuffed. */
   raw(): Buffer {
-    return Buffer.from(this.src.slice(this.start, this.end), "latin1");
+    return this.src.subarray(this.start, this.end);
   }
 }
 
-/** Undoes dot-stuffing (RFC 3977 §3.1.1) of src[start, end): a line's leading "." is dropped. */
-function unstuff(src: string, start: number, end: number): string {
-  const s = src.slice(start, end);
-  if (s.charCodeAt(0) !== 0x2e && s.indexOf("\r\n.") < 0) return s;
-  return (s.charCodeAt(0) === 0x2e ? s.slice(1) : s).replace(/\r\n\./g, "\r\n");
+/** Undoes dot-stuffing (RFC 3977 §3.1.1) of b[start, end): a line's leading "." is dropped. */
+function unstuff(b: Buffer, start: number, end: number): Buffer {
+  let i = b.indexOf(CRLF_DOT, start);
+  const lead = end > start && b[start] === DOT;
+  if (!lead && (i < 0 || i + 2 >= end)) return b.subarray(start, end);
+  const parts: Buffer[] = [];
+  let from = lead ? start + 1 : start;
+  while (i >= 0 && i + 2 < end) {
+    parts.push(b.subarray(from, i + 2));
+    from = i + 3;
+    i = b.indexOf(CRLF_DOT, from);
+  }
+  parts.push(b.subarray(from, end));
+  return Buffer.concat(parts);
 }
 
 export class NntpClient {
@@ -107,8 +131,11 @@ export class NntpClient {
   /** Called once when the connection goes, with why. */
   onClose?: (err: Error) => void;
 
-  #buf = ""; // received, latin1
-  #at = 0; // #buf is consumed up to here
+  // what has arrived and is not consumed: #str[#at..] while lines are read, #bin[#at..] while blocks are
+  #str = "";
+  #bin: Buffer = EMPTY;
+  #binary = false;
+  #at = 0;
   #reads: Read[] = [];
   #pumping = false;
   #lastData = 0;
@@ -128,9 +155,8 @@ export class NntpClient {
     this.#maxLine = opts.maxLine ?? MAX_REPLY_LINE;
     this.#cork = opts.cork ?? true;
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
-    socket.setEncoding("latin1");
     socket.setNoDelay(opts.noDelay ?? true);
-    socket.on("data", (d: string) => this.#data(d));
+    socket.on("data", (d: Buffer) => this.#data(d));
     socket.on("error", (e) => this.#gone(e));
     socket.on("close", () => this.#gone());
   }
@@ -170,19 +196,44 @@ export class NntpClient {
 
   // ---- reading ----
 
-  #data(d: string): void {
-    if (this.#at >= this.#buf.length) this.#buf = d;
-    else if (this.#at > 0) this.#buf = this.#buf.slice(this.#at) + d;
-    else this.#buf += d;
+  #data(d: Buffer): void {
+    if (this.#binary) this.#bin = this.#at >= this.#bin.length ? d : Buffer.concat([this.#bin.subarray(this.#at), d]);
+    else {
+      const t = d.toString("latin1");
+      this.#str = this.#at >= this.#str.length ? t : this.#str.slice(this.#at) + t;
+    }
     this.#at = 0;
     if (this.#reads.length) this.#lastData = performance.now();
     this.#pump();
-    if (this.#buf.length - this.#at > this.#maxLine) {
+    const size = this.#binary ? this.#bin.length : this.#str.length;
+    if (size - this.#at > this.#maxLine) {
       // what is left may hold whole lines (a block not yet ended, lines not yet asked for): bound the last one
-      const nl = this.#buf.lastIndexOf("\r\n");
-      const partial = this.#buf.length - (nl < this.#at ? this.#at : nl + 2);
+      const nl = this.#binary ? this.#bin.lastIndexOf(CRLF) : this.#str.lastIndexOf("\r\n");
+      const partial = size - (nl < this.#at ? this.#at : nl + 2);
       if (partial > this.#maxLine) this.socket.destroy(new Error(`reply line over ${this.#maxLine} octets`));
     }
+  }
+
+  /** Keeps what is unconsumed as a string (for reading lines). */
+  #text(): string {
+    if (this.#binary) {
+      this.#str = this.#bin.toString("latin1", this.#at);
+      this.#bin = EMPTY;
+      this.#binary = false;
+      this.#at = 0;
+    }
+    return this.#str;
+  }
+
+  /** Keeps what is unconsumed as a Buffer (for reading blocks). */
+  #bytes(): Buffer {
+    if (!this.#binary) {
+      this.#bin = Buffer.from(this.#at ? this.#str.slice(this.#at) : this.#str, "latin1");
+      this.#str = "";
+      this.#binary = true;
+      this.#at = 0;
+    }
+    return this.#bin;
   }
 
   /** Hands buffered replies to whoever is waiting for them, in order. */
@@ -191,21 +242,23 @@ export class NntpClient {
     this.#pumping = true;
     try {
       for (;;) {
-        const b = this.#buf;
-        const at = this.#at;
         const onLine = this.onLine;
         if (onLine) {
-          const eol = b.indexOf("\r\n", at);
+          const s = this.#text();
+          const at = this.#at;
+          const eol = s.indexOf("\r\n", at);
           if (eol < 0) return;
           this.#at = eol + 2;
-          onLine(b.slice(at, eol));
+          onLine(s.slice(at, eol));
           continue;
         }
         const rs = this.#replies;
         if (rs) {
-          const eol = b.indexOf("\r\n", at);
+          const b = this.#bytes();
+          const at = this.#at;
+          const eol = crlf(b, at);
           if (eol < 0) return;
-          const status = b.slice(at, eol);
+          const status = b.toString("latin1", at, eol);
           if (!rs.multi(status)) {
             this.#at = eol + 2;
             rs.fn(status, undefined);
@@ -224,7 +277,7 @@ export class NntpClient {
           v.end = Math.max(eol + 2, end + 2);
           this.#at = end + 5;
           rs.fn(status, v);
-          v.src = "";
+          v.src = EMPTY;
           continue;
         }
         const r = this.#reads[0];
@@ -238,38 +291,48 @@ export class NntpClient {
 
   /** Satisfies the read at the head of the queue from the buffer, if it can be. */
   #take(r: Read): boolean {
-    const b = this.#buf;
-    const at = this.#at;
     let value: unknown;
     if (r.kind === "line") {
-      const eol = b.indexOf("\r\n", at);
+      const s = this.#text();
+      const at = this.#at;
+      const eol = s.indexOf("\r\n", at);
       if (eol < 0) return false;
-      value = b.slice(at, eol);
+      value = s.slice(at, eol);
       this.#at = eol + 2;
     } else if (r.kind === "block" || r.kind === "raw") {
-      let start = at, end: number;
-      if (b.startsWith(".\r\n", at)) {
-        end = at;
-        this.#at = at + 3;
+      const b = this.#bytes();
+      const start = this.#at;
+      let end: number;
+      if (b.length - start >= 3 && b[start] === DOT && b[start + 1] === CR && b[start + 2] === LF) {
+        end = start;
+        this.#at = start + 3;
       } else {
-        const t = b.indexOf(TERM, at + r.scanned);
+        const t = b.indexOf(TERM, start + r.scanned);
         if (t < 0) {
-          r.scanned = Math.max(0, b.length - at - 4);
+          r.scanned = Math.max(0, b.length - start - 4);
           return false;
         }
         end = t + 2;
         this.#at = t + 5;
       }
-      value = r.kind === "raw" ? Buffer.from(b.slice(start, end), "latin1") : unstuff(b, start, end);
+      value = r.kind === "raw" ? b.subarray(start, end) : unstuff(b, start, end);
     } else {
       if (!this.closed) return false;
-      value = Buffer.from(b.slice(at), "latin1");
-      this.#at = b.length;
+      value = this.#rest();
     }
     this.#reads.shift();
     if (r.timer) clearTimeout(r.timer);
     r.resolve(value as never);
     return true;
+  }
+
+  /** Everything received and not consumed; consumes it. */
+  #rest(): Buffer {
+    const b = this.#binary ? this.#bin.subarray(this.#at) : Buffer.from(this.#str.slice(this.#at), "latin1");
+    this.#bin = EMPTY;
+    this.#str = "";
+    this.#at = 0;
+    return b;
   }
 
   #read<T>(kind: ReadKind, timeoutMs: number | undefined): Promise<T> {
@@ -294,7 +357,7 @@ export class NntpClient {
       const i = this.#reads.indexOf(r);
       if (i < 0) return;
       this.#reads.splice(i, 1);
-      const have = JSON.stringify(this.#buf.slice(this.#at, this.#at + 200));
+      const have = JSON.stringify(this.#binary ? this.#bin.toString("latin1", this.#at, this.#at + 200) : this.#str.slice(this.#at, this.#at + 200));
       r.reject(new Error(`no answer from the server within ${r.timeoutMs} ms (have: ${have})`));
     }, ms);
   }
@@ -309,14 +372,14 @@ export class NntpClient {
   }
 
   /** A dot-terminated block (after a multi-line status), unstuffed, CRLF line ends kept, terminator excluded. */
-  async block(timeoutMs?: number): Promise<Buffer> {
-    return Buffer.from(await this.#read<string>("block", timeoutMs), "latin1");
+  block(timeoutMs?: number): Promise<Buffer> {
+    return this.#read("block", timeoutMs);
   }
 
   /** A dot-terminated block's lines (latin1), unstuffed. */
   async blockLines(timeoutMs?: number): Promise<string[]> {
-    const s = await this.#read<string>("block", timeoutMs);
-    return s === "" ? [] : s.slice(0, -2).split("\r\n");
+    const b = await this.#read<Buffer>("block", timeoutMs);
+    return b.length === 0 ? [] : b.toString("latin1", 0, b.length - 2).split("\r\n");
   }
 
   /** A dot-terminated block as sent: still dot-stuffed, terminator excluded. */
@@ -332,8 +395,9 @@ export class NntpClient {
   /** Hands over the reply lines already received and not read (before switching to onLine). */
   takeBuffered(): string[] {
     const out: string[] = [];
-    for (let eol = this.#buf.indexOf("\r\n", this.#at); eol >= 0; eol = this.#buf.indexOf("\r\n", this.#at)) {
-      out.push(this.#buf.slice(this.#at, eol));
+    const s = this.#text();
+    for (let eol = s.indexOf("\r\n", this.#at); eol >= 0; eol = s.indexOf("\r\n", this.#at)) {
+      out.push(s.slice(this.#at, eol));
       this.#at = eol + 2;
     }
     return out;
@@ -408,7 +472,7 @@ export class NntpClient {
     this.#pump();
     for (const r of this.#reads.splice(0)) {
       if (r.timer) clearTimeout(r.timer);
-      if (r.kind === "close") r.resolve(Buffer.from(this.#buf.slice(this.#at), "latin1") as never);
+      if (r.kind === "close") r.resolve(this.#rest() as never);
       else r.reject(this.#error);
     }
     this.onClose?.(this.#error);

@@ -66,6 +66,27 @@ SMTPConnection.prototype._parseAddressCommand = function (this: unknown, name: s
   return m && m[1] && !/[\x00-\x1f\x7f]/.test(m[1]) ? { address: m[1], args: false } : parsed;
 } as typeof parseAddressCommand;
 
+// smtp-server waits a fixed 100 ms before every greeting, to catch clients
+// that talk first. Postfix greets at once unless postscreen is set up for it;
+// here the wait would cap a sender that opens a connection per message (as
+// smtp-source does by default) at ten messages a second. Greet at once; a
+// client that talks before the greeting is still answered in order.
+const Connection = SMTPConnection.prototype as unknown as {
+  init(this: Conn): void;
+  _setListeners(this: Conn, ready: () => void): void;
+  connectionReady(this: Conn): void;
+  send(this: Conn, code: number, text: string, context?: unknown): void;
+};
+type Conn = { _server: { options: { maxClients?: number }; connections: Set<unknown> }; name: string };
+Connection.init = function (this: Conn) {
+  Connection._setListeners.call(this, () => {
+    if (this._server.options.maxClients && this._server.connections.size > this._server.options.maxClients) {
+      return Connection.send.call(this, 421, `${this.name} Too many connected clients, try again in a moment`, false);
+    }
+    setImmediate(() => Connection.connectionReady.call(this));
+  });
+};
+
 /** An error whose text smtp-server sends after the reply code. */
 function reply(code: number, text: string): Error & { responseCode: number } {
   return Object.assign(new Error(text), { responseCode: code });

@@ -2,27 +2,19 @@
 // as Postfix's postconf/postqueue do. mailq reads the node's database
 // directly (SQLite lets a second process read and write beside the node);
 // a running node picks up "retry" at its next sweep (mail.sweep).
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { appendValidated, currentText } from "../config/append.js";
 import { join } from "node:path";
 import { loadConfig } from "../config/load.js";
 import { Db, ReadPool } from "../storage/sqlite.js";
 import { listQueue, type QueueEntry } from "../storage/mail-queue.js";
 
 export function routeAdd(file: string, domain: string, nextHop: string): string {
-  const before = existsSync(file) ? readFileSync(file, "utf8") : "";
-  if (before) {
-    const cfg = loadConfig(file);
-    if (cfg.route.some((r) => r.domain.toLowerCase() === domain.toLowerCase())) throw new Error(`${file} already has a route for ${domain}`);
+  if (currentText(file) && loadConfig(file).route.some((r) => r.domain.toLowerCase() === domain.toLowerCase())) {
+    throw new Error(`${file} already has a route for ${domain}`);
   }
   const block = ["", "[[route]]", `domain = ${JSON.stringify(domain)}`, `next_hop = ${JSON.stringify(nextHop)}`, ""].join("\n");
-  const after = (before && !before.endsWith("\n") ? before + "\n" : before) + block;
-  writeFileSync(file + ".new", after);
-  try {
-    loadConfig(file + ".new");
-  } catch (err) {
-    throw new Error(`the new entry would not validate: ${(err as Error).message}`);
-  }
-  writeFileSync(file, after);
+  appendValidated(file, block);
   return block;
 }
 

@@ -20,6 +20,7 @@
 // obs-local-part and obs-domain ("a . b", "a"."b"), quoted-pairs in domain
 // literals, routes (obs-route "<@x,@y:a@b>"), empty list elements
 // (obs-mbox-list ",a@b"), and group syntax (not a mailbox-list at all).
+import { echo as echoSafe, isAtextAscii } from "./atext.js";
 
 type Kind = "atom" | "qstr" | "dlit" | "<" | ">" | "@" | "," | "." | ":" | ";" | "end";
 
@@ -40,14 +41,7 @@ class Refusal {
 const ECHO_MAX = 40;
 
 /** Part of the value made safe to quote in a reply: printable ASCII only, clipped. */
-function echo(s: string): string {
-  let out = "";
-  for (let i = 0; i < s.length && out.length < ECHO_MAX; i++) {
-    const c = s.charCodeAt(i);
-    out += c >= 0x20 && c < 0x7f ? s[i] : "?";
-  }
-  return s.length > out.length ? `${out}...` : out;
-}
+const echo = (s: string) => echoSafe(s, ECHO_MAX);
 
 function hex2(c: number): string {
   return `0x${c.toString(16).padStart(2, "0")}`;
@@ -55,32 +49,7 @@ function hex2(c: number): string {
 
 /** RFC 5322 §3.2.3 atext, plus any char >= 0x80 (RFC 6532 UTF8-non-ascii; latin1-decoded octets count too). */
 function isAtext(c: number): boolean {
-  if (c >= 0x80) return true;
-  if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)) return true;
-  switch (c) {
-    case 0x21: // !
-    case 0x23: // #
-    case 0x24: // $
-    case 0x25: // %
-    case 0x26: // &
-    case 0x27: // '
-    case 0x2a: // *
-    case 0x2b: // +
-    case 0x2d: // -
-    case 0x2f: // /
-    case 0x3d: // =
-    case 0x3f: // ?
-    case 0x5e: // ^
-    case 0x5f: // _
-    case 0x60: // `
-    case 0x7b: // {
-    case 0x7c: // |
-    case 0x7d: // }
-    case 0x7e: // ~
-      return true;
-    default:
-      return false;
-  }
+  return c >= 0x80 || isAtextAscii(c);
 }
 
 /**

@@ -51,6 +51,7 @@
 
 import { domainToASCII, domainToUnicode } from "node:url";
 import { isIPv6 } from "node:net";
+import { isAtextAscii } from "../article/atext.js";
 
 export interface MailAddress {
   /** The local part as given, quotes and backslashes kept. */
@@ -74,33 +75,6 @@ const octets = (s: string): number => Buffer.byteLength(s, "utf8");
 
 const err = (error: string): { error: string } => ({ error });
 
-/** RFC 5322 §3.2.3 atext (ASCII part). */
-function isAtextAscii(c: number): boolean {
-  if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)) return true;
-  switch (c) {
-    case 0x21: // !
-    case 0x23: // #
-    case 0x24: // $
-    case 0x25: // %
-    case 0x26: // &
-    case 0x27: // '
-    case 0x2a: // *
-    case 0x2b: // +
-    case 0x2d: // -
-    case 0x2f: // /
-    case 0x3d: // =
-    case 0x3f: // ?
-    case 0x5e: // ^
-    case 0x5f: // _
-    case 0x60: // `
-    case 0x7b: // {
-    case 0x7c: // |
-    case 0x7d: // }
-    case 0x7e: // ~
-      return true;
-  }
-  return false;
-}
 
 /** RFC 5321 qtextSMTP, ASCII part: %d32-33 / %d35-91 / %d93-126. */
 function isQtextAscii(c: number): boolean {

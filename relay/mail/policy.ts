@@ -30,6 +30,7 @@
 // are all compared lower-cased (and as A-labels), tricks are found in any case.
 
 import { addressKey, asciiDomain, parseAddress, routingTrick, type MailAddress } from "../../protocol/smtp/address.js";
+import { echo as echoSafe } from "../../protocol/article/atext.js";
 
 /** "example.org" (that domain only), "*.example.org" (its subdomains only), or "*" (catch-all: the smarthost; never makes a domain "routed"). */
 export interface RoutePattern {
@@ -64,14 +65,7 @@ export type Verdict =
 const ECHO_MAX = 300;
 
 /** The recipient as given, safe for a reply line: printable ASCII only, clipped. */
-function echo(s: string): string {
-  let out = "";
-  for (let i = 0; i < s.length && out.length < ECHO_MAX; i++) {
-    const c = s.charCodeAt(i);
-    out += c >= 0x20 && c < 0x7f ? s[i] : "?";
-  }
-  return s.length > out.length ? `${out}...` : out;
-}
+const echo = (s: string) => echoSafe(s, ECHO_MAX);
 
 const refuse = (code: number, enhanced: string, message: string): Verdict => ({ ok: false, code, enhanced, message });
 const denied = (rcpt: string): Verdict => refuse(554, "5.7.1", `<${echo(rcpt)}>: Relay access denied`);

@@ -6,20 +6,24 @@
 //   smtp-source ────────────────────────────────────────► smtp-sink   (baseline)
 //
 // smtp-source and smtp-sink are Postfix's own test tools. For each case
-// (1 KB and 10 KB messages, 1 and 8 sessions) and round, each server is
-// warmed with a small run and then timed from smtp-source's start until the
-// sink has counted COUNT more messages (smtp-sink -c prints its count each
-// time a message ends). Servers alternate within a round, which one goes
-// first alternates between cases and flips every round. Both servers run for
-// the whole bench (idle while the other is timed), with their data on the
-// same file system.
+// (1 KB and 10 KB messages, 1 and 8 sessions, a new connection per message or
+// one per session) and round, each server is warmed with a small run of the
+// same load, whose rate sets the timed run's COUNT (about SECONDS of work, so
+// that a slow case does not take minutes and a fast one is not over before the
+// delivery's tail counts); the timed run goes from smtp-source's start until
+// the sink has counted COUNT more messages (smtp-sink -c prints its count each
+// time a message ends). Servers alternate within a round (the baseline, source
+// straight into the sink, runs third), which one goes first alternates between
+// cases and flips every round. Both servers run for the whole bench (idle while
+// the other is timed), with their data on the same file system.
 //
 // tidings: defaults (storage.synchronous = full: the 250 is sent after the
 // group commit has been synced), one [[route]] to the sink. Postfix: Debian's
 // 3.7 as test/interop/postfix-sandbox.sh runs it (stock settings; its queue
 // fsyncs each message before the 250), relayhost = the sink.
 //
-//   MAIL_BENCH_COUNT=2000   messages per timed run with 8 sessions; with fewer sessions COUNT/8 per session
+//   MAIL_BENCH_SECONDS=3    length of each timed run: COUNT = the warm-up's rate × SECONDS
+//   MAIL_BENCH_COUNT=5000   most messages in a timed run (at least 50)
 //   MAIL_BENCH_ROUNDS=2     rounds
 //   MAIL_BENCH_MODES=new,reuse  new: a new connection for each message (smtp-source's default, and how
 //                           the issue's figures were taken); reuse: smtp-source -d, one connection per session
@@ -44,8 +48,10 @@ type Mode = "new" | "reuse";
 const modeText = (m: Mode) => (m === "reuse" ? "one connection per session (-d)" : "a new connection per message");
 
 export interface MailBenchOptions {
-  /** Messages per timed run with 8 sessions; with fewer, count/8 per session. */
+  /** Most messages in a timed run. */
   count: number;
+  /** Seconds a timed run should last, at the warm-up's rate. */
+  seconds: number;
   rounds: number;
   /** "reuse": smtp-source -d, each session keeps its connection for all its messages; "new": a connection per message. */
   modes: Mode[];
@@ -59,7 +65,8 @@ export interface MailBenchOptions {
 export function optionsFromEnv(scale = 1): MailBenchOptions {
   const e = process.env;
   return {
-    count: Math.max(80, Math.round(Number(e.MAIL_BENCH_COUNT ?? 2000 * scale))),
+    count: Math.max(50, Math.round(Number(e.MAIL_BENCH_COUNT ?? 5000))),
+    seconds: Number(e.MAIL_BENCH_SECONDS ?? 3 * Math.min(1, scale * 2)),
     rounds: Math.max(1, Number(e.MAIL_BENCH_ROUNDS ?? 2)),
     modes: (e.MAIL_BENCH_MODES ?? "new,reuse").split(",").filter((m): m is Mode => m === "new" || m === "reuse"),
     check: e.MAIL_BENCH_CHECK !== "0",
@@ -392,7 +399,6 @@ function sinkOnly(sink: Sink): Server {
 interface Case {
   kb: number;
   sessions: number;
-  count: number;
   mode: Mode;
 }
 
@@ -418,15 +424,18 @@ interface Run {
   byName: Map<string, number>;
 }
 
-async function timed(s: Server, sink: Sink, c: Case, round: number, probeDir: string): Promise<Run> {
+async function timed(s: Server, sink: Sink, c: Case, round: number, o: MailBenchOptions, probeDir: string): Promise<Run> {
   const bytes = c.kb * 1024;
-  // warm-up: the same load, smaller, not timed
-  const warm = Math.max(20, Math.round(c.count / 10));
+  // warm-up: the same load, smaller, not timed; its rate sets COUNT
+  const warm = 5 * c.sessions * (c.mode === "reuse" ? 4 : 1);
   const w0 = sink.count;
+  const tw = performance.now();
   const wr = await source(s.port, { count: warm, sessions: c.sessions, bytes, reuse: c.mode === "reuse" });
   if (!(await sink.waitFor(w0 + warm, Date.now() + 60_000))) {
     console.log(`    (${s.variant} warm-up: ${sink.count - w0} of ${warm} arrived in 60 s${wr.stderr ? `; smtp-source: ${wr.stderr.slice(0, 300)}` : ""})`);
   }
+  const warmRate = warm / ((performance.now() - tw) / 1000);
+  const count = Math.min(o.count, Math.max(50, Math.round((warmRate * o.seconds) / 10) * 10));
   await sleep(300);
   const probeUs = fileCreateProbe(probeDir, 200);
 
@@ -438,9 +447,9 @@ async function timed(s: Server, sink: Sink, c: Case, round: number, probeDir: st
   const m0 = machineCpu();
   const c0 = sink.count;
   const t0 = performance.now();
-  const srcP = source(s.port, { count: c.count, sessions: c.sessions, bytes, reuse: c.mode === "reuse" });
-  const deadline = Date.now() + Math.max(60_000, c.count * 50);
-  const complete = await sink.waitFor(c0 + c.count, deadline);
+  const srcP = source(s.port, { count, sessions: c.sessions, bytes, reuse: c.mode === "reuse" });
+  const deadline = Date.now() + Math.max(60_000, count * 50);
+  const complete = await sink.waitFor(c0 + count, deadline);
   const seconds = (performance.now() - t0) / 1000;
   const all1 = allStats();
   const cpu1 = s.cpu(all1);
@@ -456,7 +465,7 @@ async function timed(s: Server, sink: Sink, c: Case, round: number, probeDir: st
   return {
     variant: s.variant,
     round,
-    count: c.count,
+    count,
     arrived: sink.count - c0,
     complete,
     seconds,
@@ -479,7 +488,7 @@ function runLine(c: Case, r: Run): string {
   // the processes' figures and the machine's are sampled a little apart: "others" can come out a few % below 0
   const others = Math.max(0, r.machineBusy - (r.serverCpu + r.sinkCpu + r.sourceCpu + r.harnessCpu) / r.seconds);
   return (
-    `  round ${r.round + 1}  ${c.mode.padEnd(5)} ${c.kb} KB × ${c.sessions}  ${r.variant.padEnd(9)} ${fmt(rate).padStart(6)}/s end to end` +
+    `  round ${r.round + 1}  ${c.mode.padEnd(5)} ${String(c.kb).padStart(2)} KB × ${c.sessions}  ${r.variant.padEnd(9)} ${fmt(rate).padStart(6)}/s end to end` +
     ` (${fmt(r.count)} in ${r.seconds.toFixed(2)} s; smtp-source done after ${r.acceptSeconds.toFixed(2)} s)` +
     (r.complete ? "" : ` [INCOMPLETE: ${fmt(r.arrived)} of ${fmt(r.count)} arrived]`) +
     (r.complete && r.arrived !== r.count ? ` [${fmt(r.arrived - r.count)} MORE than sent arrived]` : "") +
@@ -597,16 +606,15 @@ export async function mailRelay(o: MailBenchOptions): Promise<void> {
     killAll();
   };
   process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
-  const cases: Case[] = o.modes.flatMap((mode) =>
-    o.cases.map((c) => ({ ...c, mode, count: c.sessions >= 8 ? o.count : Math.max(10 * c.sessions, Math.round((o.count / 8) * c.sessions)) })),
-  );
+  const cases: Case[] = o.modes.flatMap((mode) => o.cases.map((c) => ({ ...c, mode })));
   const caseKey = (c: Case) => `${c.mode}:${c.kb}x${c.sessions}`;
   console.log(
     `Each timed run: smtp-source -s SESSIONS -m COUNT -l SIZE [-d] -f from@example.net -t to@example.org into the server; modes: ${o.modes.map(modeText).join("; ")}\n` +
       `(smtp-source's default, and the issue's figures, are a new connection per message; -d keeps one per session).\n` +
       `Time from smtp-source's start until smtp-sink has counted COUNT more messages (end to end). Each server is first warmed with 1,000 × 1 KB and\n` +
-      `200 × 10 KB messages (8 sessions), and each run is preceded by an untimed warm-up of COUNT/10 with the same load.\n` +
-      `COUNT: ${o.count} with 8 sessions, ${Math.max(10, Math.round(o.count / 8))} with 1. Rounds: ${o.rounds}; the first server alternates between cases and flips every round.\n` +
+      `200 × 10 KB messages (8 sessions); each run is preceded by an untimed warm-up with the same load (5 messages a session, 20 with -d),\n` +
+      `and COUNT = the warm-up's rate × ${o.seconds} s, between 50 and ${o.count}. Rounds: ${o.rounds}; in each, per case, tidings and Postfix in turn\n` +
+      `(the first alternates between cases and flips every round), then the baseline (smtp-source straight into the sink).\n` +
       `tidings: defaults (storage.synchronous = full, mail.connections_per_hop = 8), [[route]] example.org → the sink` +
       `${o.nodeArgs.length ? `; node options ${o.nodeArgs.join(" ")}` : ""}.\n` +
       `Postfix: ${postfixVersion()} from test/interop/postfix-sandbox.sh: stock main.cf/master.cf but for paths, loopback listener, relayhost = [sink], no DNS, no chroot.\n` +
@@ -641,20 +649,14 @@ export async function mailRelay(o: MailBenchOptions): Promise<void> {
       }
     }
 
-    console.log(`\nBaseline: smtp-source straight into smtp-sink, same counts:`);
-    for (const c of cases) {
-      const r = await timed(sinkOnly(sink), sink, c, 0, probeDir);
-      console.log(runLine(c, r));
-      runs.set(`${caseKey(c)}:sink only`, [r]);
-    }
-
+    const base = sinkOnly(sink);
     console.log(`\nRuns, in the order they ran:`);
     for (let round = 0; round < o.rounds; round++) {
       for (let ci = 0; ci < cases.length; ci++) {
         const c = cases[ci];
-        const order = (round + ci) % 2 === 0 ? [tid, pf] : [pf, tid];
+        const order = [...((round + ci) % 2 === 0 ? [tid, pf] : [pf, tid]), base];
         for (const s of order) {
-          const r = await timed(s, sink, c, round, probeDir);
+          const r = await timed(s, sink, c, round, o, probeDir);
           console.log(runLine(c, r));
           if (s.variant === "Postfix") {
             const top = [...r.byName].filter(([, v]) => v > 0.005).sort((a, b) => b[1] - a[1]);
@@ -670,10 +672,10 @@ export async function mailRelay(o: MailBenchOptions): Promise<void> {
     const agg = (rs: Run[]) => {
       const n = rs.reduce((a, r) => a + r.count, 0);
       const secs = rs.reduce((a, r) => a + r.seconds, 0);
-      return { rate: n / secs, cpuPer: rs.reduce((a, r) => a + r.serverCpu, 0) / n, cpuShare: rs.reduce((a, r) => a + r.serverCpu, 0) / secs, ok: rs.every((r) => r.complete && r.arrived === r.count && !r.sourceError) };
+      return { n, rate: n / secs, cpuPer: rs.reduce((a, r) => a + r.serverCpu, 0) / n, cpuShare: rs.reduce((a, r) => a + r.serverCpu, 0) / secs, ok: rs.every((r) => r.complete && r.arrived === r.count && !r.sourceError) };
     };
     console.log(`\nMessages per second delivered at the sink (end to end), summed over ${o.rounds} round(s); CPU per message and as share of one core`);
-    console.log("| connections | size | sessions | COUNT | tidings msg/s | Postfix msg/s | tidings/Postfix | by round | sink alone msg/s | tidings CPU | Postfix CPU |");
+    console.log("| connections | size | sessions | messages (t / P) | tidings msg/s | Postfix msg/s | tidings/Postfix | by round | sink alone msg/s | tidings CPU | Postfix CPU |");
     console.log("|---|---|---|---|---|---|---|---|---|---|---|");
     for (const c of cases) {
       const t = runs.get(`${caseKey(c)}:tidings`)!;
@@ -682,7 +684,7 @@ export async function mailRelay(o: MailBenchOptions): Promise<void> {
       const at = agg(t), ap = agg(p), ab = agg(b);
       const byRound = t.map((r, i) => fmt(r.count / r.seconds / (p[i].count / p[i].seconds), 2)).join(", ");
       console.log(
-        `| ${c.mode === "reuse" ? "one per session" : "one per message"} | ${c.kb} KB | ${c.sessions} | ${fmt(c.count)} | ${fmt(at.rate)}${at.ok ? "" : " (!)"} | ${fmt(ap.rate)}${ap.ok ? "" : " (!)"} | ${fmt(at.rate / ap.rate, 2)}× | ${byRound} | ${fmt(ab.rate)} | ` +
+        `| ${c.mode === "reuse" ? "one per session" : "one per message"} | ${c.kb} KB | ${c.sessions} | ${fmt(at.n)} / ${fmt(ap.n)} | ${fmt(at.rate)}${at.ok ? "" : " (!)"} | ${fmt(ap.rate)}${ap.ok ? "" : " (!)"} | ${fmt(at.rate / ap.rate, 2)}× | ${byRound} | ${fmt(ab.rate)} | ` +
           `${fmt(at.cpuPer * 1e6)} µs (${pct(at.cpuShare)}) | ${fmt(ap.cpuPer * 1e6)} µs (${pct(ap.cpuShare)}) |`,
       );
     }

@@ -1,10 +1,11 @@
 // Reader-side benchmark client: OVER in chunks as newsreaders ask, and
 // pipelined ARTICLE by number. Works against tidings and INN's nnrpd alike.
 //
-// Responses are parsed synchronously as data arrives (no promise per
-// response, no string per overview line: the client's onReplies()) and ARTICLE keeps a sliding window of commands in flight, so the
-// client stays well below a core; its CPU is measured and reported with the
-// figures, as is the server's when a pid is given.
+// Responses are parsed synchronously as data arrives (the NNTP client's
+// onReplies(): no promise per response, no string per overview line) and
+// ARTICLE keeps a sliding window of commands in flight, so the client stays
+// well below a core; its CPU is measured and reported with the figures, as is
+// the server's when a pid is given.
 import { NntpClient } from "../protocol/nntp/client.js";
 import { procCpuSeconds } from "./feed-procs.js";
 

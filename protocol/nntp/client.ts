@@ -67,8 +67,9 @@ interface Read {
 }
 
 /**
- * A block handed to an onReplies() callback: a view on the receive buffer,
- * valid during the call only (copy what you keep with bytes(), raw() or text()).
+ * A block handed to an onReplies() callback: a view on the receive buffer.
+ * The view is reused for the next block, so use it during the call; what
+ * bytes(), raw() and text() return may be kept.
  */
 export class BlockView {
   /** @internal */ src: Buffer = EMPTY;
@@ -88,7 +89,7 @@ export class BlockView {
     return n;
   }
 
-  /** The block's octets, unstuffed, CRLF line ends kept (shares memory with what was received: do not write into it). */
+  /** The block's octets, unstuffed, CRLF line ends kept (may share memory with what was received: do not write into it). */
   bytes(): Buffer {
     return unstuff(this.src, this.start, this.end);
   }
@@ -98,7 +99,7 @@ export class BlockView {
     return this.bytes().toString("latin1");
   }
 
-  /** The block's octets as sent, still dot-stuffed. */
+  /** The block's octets as sent, still dot-stuffed (shares memory with what was received). */
   raw(): Buffer {
     return this.src.subarray(this.start, this.end);
   }

@@ -18,7 +18,7 @@ export async function demo(out: (s: string) => void = (s) => process.stdout.writ
     // listen first on port 0, then learn the ports: start nodes without peers, stop, restart with peers
     const ports: number[] = [];
     for (let i = 0; i < n; i++) {
-      const probe = new Node(loadConfig(undefined, { dataDir: join(root, `n${i}`), nntpListen: "127.0.0.1:0" }), log);
+      const probe = new Node(loadConfig(undefined, { dataDir: join(root, `n${i}`), nntpListen: "127.0.0.1:0", smtpListen: "off" }), log);
       await probe.start();
       ports.push(probe.nntpAddress!.port);
       await probe.stop();
@@ -30,7 +30,7 @@ export async function demo(out: (s: string) => void = (s) => process.stdout.writ
         .map((j) => `[[peer]]\nname = "node${j}"\nhost = "127.0.0.1"\nport = ${ports[j]}\npath_identities = ["node${j}.demo"]\ngroups = "*"\naccept_from = ["127.0.0.1"]\n`)
         .join("\n");
       const file = join(root, `n${i}.toml`);
-      writeFileSync(file, `[node]\npathhost = "node${i}.demo"\ndata_dir = "${join(root, `n${i}`)}"\n[nntp]\nlisten = "127.0.0.1:${ports[i]}"\n[feeds]\nreconnect_min = 0.05\n\n${peers}`);
+      writeFileSync(file, `[node]\npathhost = "node${i}.demo"\ndata_dir = "${join(root, `n${i}`)}"\n[nntp]\nlisten = "127.0.0.1:${ports[i]}"\n[smtp]\nlisten = "off"\n[feeds]\nreconnect_min = 0.05\n\n${peers}`);
       const node = new Node(loadConfig(file), log);
       await node.start();
       nodes.push(node);

@@ -3,6 +3,7 @@
 //   (b) smtplib → Postfix B (relayhost → tidings) → tidings (route example.net → sink)
 //   (c) Postfix A refuses a recipient for good (554 at RCPT): tidings returns
 //       a DSN to the sender, through its route for the sender's domain
+//   (d) SMTPUTF8 (UTF-8 addresses and headers) through both, each way
 // Each message must reach the sink once, with the envelope as sent, the bytes
 // as sent, and one Received header from each relay in front, newest first.
 // The Postfixes are private sandboxes on loopback (postfix-sandbox.sh).
@@ -46,19 +47,20 @@ function run(script: string, ...args: string[]): Promise<{ code: number; out: st
   });
 }
 
-// sends one message (stdin) with BODY=8BITMIME; prints nothing, exits non-zero on any refusal
+// sends one message (stdin) with BODY=8BITMIME (and SMTPUTF8 when asked); exits non-zero on any refusal
 const SEND = String.raw`
 import sys, smtplib
-port, sender, rcpts = sys.argv[1], sys.argv[2], sys.argv[3:]
+port, utf8, sender, rcpts = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4:]
 data = sys.stdin.buffer.read()
 with smtplib.SMTP("127.0.0.1", int(port), timeout=10) as s:
     s.ehlo("client.tidings.test")
-    refused = s.sendmail(sender, rcpts, data, mail_options=["BODY=8BITMIME"])
+    refused = s.sendmail(sender, rcpts, data, mail_options=["BODY=8BITMIME"] + (["SMTPUTF8"] if utf8 else []))
     if refused:
         sys.exit("refused: %r" % (refused,))
 `;
 
-const send = (port: number, from: string, to: string[], data: Buffer) => runWithInput("python3", ["-c", SEND, String(port), from, ...to], data);
+const send = (port: number, from: string, to: string[], data: Buffer, utf8 = false) =>
+  runWithInput("python3", ["-c", SEND, String(port), utf8 ? "1" : "0", from, ...to], data);
 
 /** A message that tries the bytes: dot lines, 8-bit text, trailing spaces, a long line, a body of ~200 KB, empty lines at the end. */
 function message(id: string, to: string): Buffer {
@@ -189,9 +191,50 @@ next_hop = "127.0.0.1:${sinkPort}"
     assert.match(text, /^Message-ID: <c\.1@example\.net>/im, "the DSN carries the original's headers");
   });
 
+  await t.test("(d) SMTPUTF8 through both, each way: UTF-8 addresses and header arrive as sent", async () => {
+    const m = (to: string, id: string) =>
+      Buffer.from(
+        `From: José <josé@example.net>\r\nTo: <${to}>\r\nSubject: Grüße\r\nDate: Tue, 05 Mar 2024 10:20:30 +0000\r\n` +
+          `Message-ID: <${id}@example.net>\r\n\r\nnaïve café, 日本語\r\n`,
+        "utf8",
+      );
+    const viaTidings = m("bøb@example.org", "d.1");
+    await send(node.smtpPort, "josé@example.net", ["bøb@example.org"], viaTidings, true);
+    const a = (await arrive(4))[3];
+    assert.equal(a.from, "josé@example.net");
+    assert.deepEqual(a.to, ["bøb@example.org"]);
+    assert.equal(a.smtpUtf8, true, "tidings → Postfix → sink: SMTPUTF8 on MAIL FROM at the sink");
+    assert.equal(tracePrefix(a, viaTidings).length, 2);
+    const viaPostfix = m("cärol@example.net", "d.2");
+    await send(portB, "dävid@example.org", ["cärol@example.net"], viaPostfix, true);
+    const b = (await arrive(5))[4];
+    assert.equal(b.from, "dävid@example.org");
+    assert.deepEqual(b.to, ["cärol@example.net"]);
+    assert.equal(b.smtpUtf8, true, "Postfix → tidings → sink: SMTPUTF8 on MAIL FROM at the sink");
+    const trace = tracePrefix(b, viaPostfix);
+    assert.equal(trace.length, 2);
+    // RFC 6531 §3.7.3: UTF8SMTP in the Received header of a hop that took SMTPUTF8
+    assert.match(trace[0], /by tidings\.tidings\.test \(tidings\) with UTF8SMTP/);
+    assert.match(trace[1], /by postfix-b\.tidings\.test \(Postfix\) with UTF8SMTP/);
+  });
+
+  await t.test(
+    "(e) tidings' Received header names a UTF-8 recipient in UTF-8",
+    { todo: "relay/mail/smtp-server.ts turns its Received header into bytes as latin1: 'for <bøb@…>' goes out as the byte F8, not C3 B8" },
+    () => {
+      // the message of (d) that went through tidings first: its Received header is the second field
+      const got = sink.messages[3];
+      const head = got.data.subarray(0, got.data.indexOf("\r\n\r\n"));
+      const ours = /Received: from client\.tidings\.test[^]*?(?=\r\n[^ \t])/.exec(head.toString("latin1"))![0];
+      const bytes = Buffer.from(ours, "latin1");
+      assert.ok(bytes.includes(Buffer.from("for <bøb@example.org>", "utf8")), `tidings' Received header in bytes: ${JSON.stringify(ours)}`);
+      assert.equal(Buffer.from(bytes.toString("utf8"), "utf8").equals(bytes), true, "the header is valid UTF-8");
+    },
+  );
+
   // nothing arrives twice, and nothing is left in any queue
   await new Promise((r) => setTimeout(r, 500));
-  assert.equal(sink.messages.length, 3, `the sink got ${sink.messages.length} messages, expected 3`);
+  assert.equal(sink.messages.length, 5, `the sink got ${sink.messages.length} messages, expected 5`);
   for (const d of [dirA, dirB]) {
     const q = spawnSync("postqueue", ["-c", join(d, "etc"), "-p"], { encoding: "utf8", env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
     assert.match(q.stdout + q.stderr, /Mail queue is empty/, `Postfix queue in ${d} is empty`);

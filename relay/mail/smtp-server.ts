@@ -258,7 +258,7 @@ export class SmtpServer {
     const args = (session.envelope.mailFrom && (session.envelope.mailFrom.args as Record<string, string> | false)) || {};
     const smtputf8 = "SMTPUTF8" in args;
     const eightBit = String(args["BODY"] ?? "").toUpperCase() === "8BITMIME";
-    const stamped = Buffer.concat([Buffer.from(this.#received(session, rcpts, smtputf8), "latin1"), data]);
+    const stamped = Buffer.concat([Buffer.from(this.#received(session, rcpts, smtputf8), "utf8"), data]);
 
     // Mail to a group first: posting is idempotent (history), so if queuing
     // the rest fails below and the client sends again, nothing is posted twice.

@@ -16,9 +16,13 @@ export class Tx {
   weight = 0;
   #afterCommit: (() => void)[] = [];
 
-  /** A multi-row INSERT: `head` is "INSERT ... (cols) VALUES"; rows all have `cols` values. */
-  insert(head: string, cols: number, rows: unknown[][]): void {
-    if (rows.length > 0) this.steps.push({ kind: "insert", head, cols, rows });
+  /**
+   * A multi-row statement: `head` is "INSERT ... (cols) VALUES" (or any text
+   * that a list of rows completes, such as "DELETE ... WHERE (a, b) IN (VALUES"
+   * with `tail` ")"); rows all have `cols` values.
+   */
+  insert(head: string, cols: number, rows: unknown[][], tail = ""): void {
+    if (rows.length > 0) this.steps.push({ kind: "insert", head, cols, rows, tail });
   }
 
   /** `head` ends with "IN"; `fixed` fills its other ? marks; the list is split into chunks. */
@@ -42,7 +46,7 @@ export class Tx {
 }
 
 type Step =
-  | { kind: "insert"; head: string; cols: number; rows: unknown[][] }
+  | { kind: "insert"; head: string; cols: number; rows: unknown[][]; tail: string }
   | { kind: "in"; head: string; fixed: unknown[]; list: unknown[] }
   | { kind: "run"; sql: string; params: unknown[]; changes?: (n: number) => void };
 
@@ -175,7 +179,7 @@ export class GroupCommit {
   async #inOneCall(tx: Tx): Promise<void> {
     const sql = ["BEGIN IMMEDIATE;"];
     for (const s of tx.steps) {
-      if (s.kind === "insert") sql.push(`${s.head} ${s.rows.map((r) => `(${r.map(literal).join(",")})`).join(",")};`);
+      if (s.kind === "insert") sql.push(`${s.head} ${s.rows.map((r) => `(${r.map(literal).join(",")})`).join(",")}${s.tail};`);
       else if (s.kind === "in") sql.push(`${fill(s.head, s.fixed)} (${s.list.map(literal).join(",")});`);
       else sql.push(`${fill(s.sql, s.params)};`);
     }
@@ -200,7 +204,7 @@ export class GroupCommit {
     const plan: { st: Stmt; params: unknown[]; changes?: (n: number) => void }[] = [];
     for (const s of tx.steps) {
       if (s.kind === "insert") {
-        const cache = this.#cache(s.head, (n) => `${s.head} ${Array(n).fill(`(${"?,".repeat(s.cols - 1)}?)`).join(",")}`);
+        const cache = this.#cache(s.head + s.tail, (n) => `${s.head} ${Array(n).fill(`(${"?,".repeat(s.cols - 1)}?)`).join(",")}${s.tail}`);
         let i = 0;
         for (const n of chunkSizes(s.rows.length)) plan.push({ st: await cache.ready(n), params: s.rows.slice(i, (i += n)).flat() });
       } else if (s.kind === "in") {

@@ -71,7 +71,8 @@ const SQL = {
   mail: "INSERT INTO mail (id, sender, received, client, origin, msgid, eight_bit, smtputf8, bytes, data) VALUES",
   rcpt: "INSERT OR IGNORE INTO mail_rcpt (mail, rcpt, hop, next_try) VALUES",
   seen: "INSERT OR IGNORE INTO mail_seen (msgid, rcpt, at) VALUES",
-  sent: "DELETE FROM mail_rcpt WHERE mail = ? AND rcpt = ?",
+  // the rows of every recipient done in a transaction go in one statement
+  sent: "DELETE FROM mail_rcpt WHERE (mail, rcpt) IN (VALUES",
   retry: "UPDATE mail_rcpt SET attempts = attempts + 1, next_try = ?, last_error = ? WHERE mail = ? AND rcpt = ?",
   // a recipient given up on was never relayed to: the same message sent to it again is no loop
   unseen: "DELETE FROM mail_seen WHERE rcpt = ? AND msgid = (SELECT msgid FROM mail WHERE id = ?)",
@@ -146,6 +147,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
     const rcpts: unknown[][] = [];
     const seenRows: unknown[][] = [];
     const emptied: number[] = [];
+    const done: unknown[][] = [];
     const counts = { queued: 0, sent: 0, failed: 0, retried: 0, looped: 0 };
     const hops = new Set<string>();
     const add = (m: NewMail): MailResult => {
@@ -183,7 +185,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
             counts.retried++;
           } else {
             if (s.outcome === "failed") tx.run(SQL.unseen, [s.rcpt.toLowerCase(), s.mail]);
-            tx.run(SQL.sent, [s.mail, s.rcpt]);
+            done.push([s.mail, s.rcpt]);
             emptied.push(s.mail);
             counts[s.outcome]++;
           }
@@ -208,6 +210,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
     if (mails.length > 0) this.#noteLastId(tx);
     tx.insert(SQL.rcpt, 4, rcpts);
     tx.insert(SQL.seen, 3, seenRows);
+    tx.insert(SQL.sent, 2, done, ")");
     const gone = [...new Set(emptied)];
     if (gone.length > 0) tx.inList(`${SQL.emptied}`, [], gone);
     tx.afterCommit(() => {

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { Storage } from "../../storage/database.js";
 import type { BacklogRow } from "../../storage/backlog.js";
 import { stuffBlock } from "../../protocol/nntp/reply.js";
+import { NNTP, backoffMs, nntpDisposition } from "../outbound/dispositions.js";
 import { NntpClient as NntpConnection } from "../../protocol/nntp/client.js";
 
 export interface FeedPeer {
@@ -222,7 +223,7 @@ export class PeerFeed {
   }
 
   async #run(index: number): Promise<void> {
-    let backoff = this.timing.reconnectMin;
+    let failures = 0; // since the last connection that worked
     const log = this.log.child({ conn: index });
     while (!this.#stopped) {
       let conn: NntpConnection | undefined;
@@ -242,13 +243,13 @@ export class PeerFeed {
         this.stats.connectedSince ??= Date.now();
         this.stats.mode = streaming ? "streaming" : "ihave";
         log.info({ mode: this.stats.mode }, "connected to peer");
-        backoff = this.timing.reconnectMin;
+        failures = 0;
         if (streaming) await this.#stream(conn, mine);
         else await this.#ihave(conn, mine);
       } catch (err) {
         if (!this.#stopped) {
           this.#error(err);
-          log.warn({ err: String((err as Error).message ?? err), retryIn: backoff }, "feed connection failed");
+          log.warn({ err: String((err as Error).message ?? err), failures: failures + 1 }, "feed connection failed");
         }
       } finally {
         if (conn) {
@@ -265,9 +266,8 @@ export class PeerFeed {
         }
       }
       if (this.#stopped) break;
-      const jitter = 0.5 + Math.random();
-      await this.#sleepUntilStopped(backoff * jitter * 1000);
-      backoff = Math.min(this.timing.reconnectMax, backoff * 2);
+      // reconnect_min doubled per failure up to reconnect_max, ±50% so that feeds cut together do not return together
+      await this.#sleepUntilStopped(backoffMs(failures++, this.timing.reconnectMin, this.timing.reconnectMax, 0.5));
     }
   }
 
@@ -384,36 +384,24 @@ export class PeerFeed {
           head = 0;
         }
         if (!sent) return finish(new Error(`unexpected reply: ${line}`));
-        const code = line.slice(0, 3);
         const row = sent.row;
-        if (sent.kind === "check") {
-          if (code === "238") {
-            takethis(row).catch((e) => finish(e));
-            return;
-          }
-          if (code === "438") {
-            this.stats.refused++;
-            settle(row);
-            this.#markDone(row.article);
-          } else if (code === "431") {
-            settle(row);
-            this.#defer(row);
-          } else return finish(new Error(`CHECK answered: ${line}`));
-        } else {
-          if (code === "239") {
-            this.stats.accepted++;
-            settle(row);
-            this.#markDone(row.article);
-          } else if (code === "439") {
-            this.stats.rejected++;
-            settle(row);
-            this.#markDone(row.article);
-          } else if (code === "431" || code === "436" || code === "400") {
-            settle(row);
-            this.#defer(row);
-            if (code === "400") return finish(new Error(`peer: ${line}`));
-          } else return finish(new Error(`TAKETHIS answered: ${line}`));
+        // what the reply means: one table per command (relay/outbound/dispositions.ts)
+        const d = nntpDisposition(sent.kind === "check" ? NNTP.CHECK : NNTP.TAKETHIS, line);
+        if (d === undefined) return finish(new Error(`${sent.kind === "check" ? "CHECK" : "TAKETHIS"} answered: ${line}`));
+        if (d === "send") {
+          takethis(row).catch((e) => finish(e));
+          return;
         }
+        settle(row);
+        if (d === "retry") this.#defer(row);
+        else {
+          if (d === "done") this.stats.accepted++;
+          else if (d === "refused") this.stats.refused++;
+          else this.stats.rejected++;
+          this.#markDone(row.article);
+        }
+        // 400: the peer is going away; what it deferred is offered again after the reconnection
+        if (line.startsWith("400")) return finish(new Error(`peer: ${line}`));
         void fill();
       };
       for (const l of conn.takeBuffered()) conn.onLine(l);
@@ -443,32 +431,28 @@ export class PeerFeed {
       }
       this.stats.offered++;
       const r = await conn.command(`IHAVE ${a.msgid}`);
-      const code = r.slice(0, 3);
-      if (code === "335") {
+      let d = nntpDisposition(NNTP.IHAVE, r);
+      if (d === "send") {
         this.stats.bytesSent += a.data.length;
         conn.write(stuffBlock(a.data));
         const f = await conn.line(120_000);
-        const fc = f.slice(0, 3);
-        release();
-        if (fc === "235") {
-          this.stats.accepted++;
-          this.#markDone(row.article);
-        } else if (fc === "437") {
-          this.stats.rejected++;
-          this.#markDone(row.article);
-        } else if (fc === "436") this.#defer(row);
-        else throw new Error(`IHAVE transfer answered: ${f}`);
-      } else if (code === "435") {
-        release();
-        this.stats.refused++;
-        this.#markDone(row.article);
-      } else if (code === "436") {
-        release();
-        this.#defer(row);
-      } else {
-        release();
+        d = nntpDisposition(NNTP.IHAVE_TRANSFER, f);
+        if (d === undefined) {
+          release();
+          throw new Error(`IHAVE transfer answered: ${f}`);
+        }
+      }
+      release();
+      if (d === undefined) {
         this.#queue.unshift(row);
         throw new Error(`IHAVE answered: ${r}`);
+      }
+      if (d === "retry") this.#defer(row);
+      else {
+        if (d === "done") this.stats.accepted++;
+        else if (d === "refused") this.stats.refused++;
+        else this.stats.rejected++;
+        this.#markDone(row.article);
       }
     }
   }

@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import type { DueMail, MailQueue, NewMail, Settle } from "../../storage/mail-queue.js";
 import { buildDsn, type FailedRecipient } from "../../protocol/mail/dsn.js";
 import { hopFor } from "./gateway.js";
+import { backoffMs, smtpDisposition } from "../outbound/dispositions.js";
 import type { RoutePattern } from "./policy.js";
 
 // The envelope as received includes SMTPUTF8 (RFC 6531 §3.4) when the client
@@ -194,8 +195,7 @@ class Hop {
       if (d.kind === "retry" && !expired) {
         this.stats.deferred++;
         // exponential backoff from retry_first to retry_max, with ±25% jitter so retries do not come in waves
-        const base = Math.min(this.opts.retryMax, this.opts.retryFirst * 2 ** r.attempts) * 1000;
-        settle.push({ mail: m.id, rcpt: r.rcpt, outcome: "retry", nextTry: now + Math.round(base * (0.75 + Math.random() * 0.5)), error: d.error });
+        settle.push({ mail: m.id, rcpt: r.rcpt, outcome: "retry", nextTry: now + backoffMs(r.attempts, this.opts.retryFirst, this.opts.retryMax), error: d.error });
         return;
       }
       this.stats.failed++;
@@ -278,12 +278,14 @@ class Hop {
   /** RFC 5321 §4.2.1: 4yz is transient, 5yz permanent; no reply at all (a lost connection) is transient. */
   #fromReply(code: number | undefined, text: string): Disposition {
     const line = text.replace(/\s+/g, " ").trim().slice(0, 400);
-    if (code !== undefined && code >= 500 && code < 600) {
-      const status = /\b5\.\d{1,3}\.\d{1,3}\b/.exec(line)?.[0] ?? "5.0.0";
-      return { kind: "failed", error: `smtp; ${line}`, status, remote: this.#target };
+    switch (smtpDisposition(code)) {
+      case "done":
+        return { kind: "sent" };
+      case "failed":
+        return { kind: "failed", error: `smtp; ${line}`, status: /\b5\.\d{1,3}\.\d{1,3}\b/.exec(line)?.[0] ?? "5.0.0", remote: this.#target };
+      default:
+        return { kind: "retry", error: code ? `smtp; ${line}` : line };
     }
-    if (code !== undefined && code >= 200 && code < 300) return { kind: "sent" };
-    return { kind: "retry", error: code ? `smtp; ${line}` : line };
   }
 
   /** The pooled transport to this hop: HOST:PORT, or the domain's MX hosts (RFC 5321 §5.1) for mx:DOMAIN. */

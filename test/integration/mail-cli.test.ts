@@ -110,3 +110,29 @@ test("STARTTLS is offered with a certificate, and the Received header says ESMTP
     await sink.stop();
   }
 });
+
+test("--smtp off: the node runs without an SMTP listener and says so in its ready line", { timeout: 30_000 }, async () => {
+  const node = await startNode({ args: ["--smtp", "off"] });
+  try {
+    assert.equal(node.smtpPort, 0, "no SMTP port in the ready line");
+    const st = JSON.parse(await until2(() => readStatus(node.dataDir), 5000));
+    assert.equal(st.smtp, "off");
+  } finally {
+    await node.stop();
+  }
+});
+
+function readStatus(dir: string): string | undefined {
+  const f = join(dir, "status.json");
+  return existsSync(f) ? readFileSync(f, "utf8") : undefined;
+}
+
+async function until2<T>(f: () => T | undefined, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) assert.fail("timed out");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

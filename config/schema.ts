@@ -147,6 +147,8 @@ export const ConfigSchema = z.strictObject({
       sweep: doc("mail.sweep", z.string().refine((s) => cron.validate(s), "expected a node-cron expression, seconds first, e.g. */10 * * * * *"), "*/10 * * * * *", "When (node-cron expression) to look for deferred mail that is due; new mail is tried at once."),
       connections_per_hop: doc("mail.connections_per_hop", z.int().min(1).max(64), 8, "Most SMTP connections at once to one next hop (reused between messages)."),
       remember_relayed: doc("mail.remember_relayed", z.number().min(0), 7 * 86400, "Seconds the (Message-ID, recipient) pairs relayed are remembered; the same pair is not relayed again meanwhile (loop protection)."),
+      dns_servers: doc("mail.dns_servers", z.array(z.string().regex(/^(\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\])(:\d{1,5})?$/, "expected an address with an optional port, e.g. 192.0.2.53 or 127.0.0.1:5353")), [], "DNS servers for mx routes (MX and address lookups). Empty: the system's resolver.", "[] (the system's)"),
+      mx_port: doc("mail.mx_port", z.int().min(1).max(65535), 25, "Port of the hosts an mx route finds in DNS (RFC 5321 §4.5.4: 25)."),
       postmaster: doc("mail.postmaster", z.string(), "", "Envelope sender of mail made here for groups (news to mail) and where List-Unsubscribe points. Empty: postmaster@smtp.hostname.", "\"\" (= postmaster@hostname)"),
     })
     .prefault({}),

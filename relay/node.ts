@@ -66,7 +66,7 @@ export class Node {
     );
     this.outbound = new MailOutbound(
       this.storage.mail,
-      { hostname, retryFirst: c.mail.retry_first, retryMax: c.mail.retry_max, maxLifetime: c.mail.max_lifetime, connectionsPerHop: c.mail.connections_per_hop, routes: mailRoutes },
+      { hostname, dnsServers: c.mail.dns_servers, mxPort: c.mail.mx_port, retryFirst: c.mail.retry_first, retryMax: c.mail.retry_max, maxLifetime: c.mail.max_lifetime, connectionsPerHop: c.mail.connections_per_hop, routes: mailRoutes },
       this.log.child({ part: "mail" }),
     );
     this.storage.mail.onQueued = (hops) => this.outbound.queued(hops);

@@ -9,6 +9,7 @@ import type { Transporter } from "nodemailer";
 import MimeNode from "nodemailer/lib/mime-node";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { promises as dns } from "node:dns";
+import { isIP } from "node:net";
 import type { Logger } from "pino";
 import type { DueMail, MailQueue, NewMail, Settle } from "../../storage/mail-queue.js";
 import { buildDsn, type FailedRecipient } from "../../protocol/mail/dsn.js";
@@ -33,6 +34,10 @@ const sendCommand = (SMTPConnection.prototype as unknown as { _sendCommand: (s: 
 
 export interface OutboundOptions {
   hostname: string;
+  /** DNS servers for mx hops ([] = the system's). */
+  dnsServers?: string[];
+  /** Port of the hosts an mx hop finds (25). */
+  mxPort?: number;
   retryFirst: number; // seconds
   retryMax: number;
   maxLifetime: number;
@@ -98,6 +103,10 @@ class Hop {
   #again = false;
   #transport: Transporter | undefined;
   #target: string | undefined;
+  #dns: InstanceType<typeof dns.Resolver> | undefined;
+  /** An mx hop's hosts, in preference order, and the one to try next. */
+  #mx: string[] = [];
+  #mxNext = 0;
   #idle: Promise<void> = Promise.resolve();
 
   constructor(
@@ -235,6 +244,8 @@ class Hop {
       transport = await this.#connect();
     } catch (err) {
       const e = `no address for ${this.name}: ${(err as Error).message}`;
+      const permanent = (err as { permanent?: string }).permanent;
+      if (permanent) return m.rcpts.map(() => ({ kind: "failed", error: `X-Tidings; ${e}`, status: permanent }));
       return m.rcpts.map(() => ({ kind: "retry", error: e, unreachable: true }));
     }
     const to = m.rcpts.map((r) => r.rcpt);
@@ -269,6 +280,7 @@ class Hop {
       }
       if (e.responseCode === undefined) {
         // no reply at all: the hop is unreachable or went away (RFC 5321 §4.2.1: transient)
+        this.#unreachable(transport);
         return to.map(() => ({ kind: "retry", error: `${e.code ?? "error"}: ${e.message}`, unreachable: true }));
       }
       return to.map(() => this.#fromReply(e.responseCode, e.response ?? e.message));
@@ -289,22 +301,70 @@ class Hop {
   }
 
   /** The pooled transport to this hop: HOST:PORT, or the domain's MX hosts (RFC 5321 §5.1) for mx:DOMAIN. */
+  /** The hop did not answer: the next attempt connects afresh, to the next MX host for an mx hop. */
+  #unreachable(failed: Transporter): void {
+    if (this.#transport !== failed) return; // another delivery of the batch saw it first
+    this.#transport?.close();
+    this.#transport = undefined;
+    this.#mxNext++;
+  }
+
+  /**
+   * RFC 5321 §5.1: the domain's MX hosts in order of preference; no MX
+   * record: the domain itself (the implicit MX). A domain that does not
+   * exist is a permanent failure, a lookup that fails is a transient one.
+   */
+  async #mxHosts(domain: string): Promise<string[]> {
+    const r = this.#resolver();
+    try {
+      const mx = await r.resolveMx(domain);
+      if (mx.length > 0) return mx.sort((a, b) => a.priority - b.priority).map((m) => m.exchange);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "ENOTFOUND") throw Object.assign(new Error(`domain ${domain} not found (DNS)`), { permanent: "5.1.2" });
+      if (code !== "ENODATA") throw err;
+    }
+    return [domain];
+  }
+
+  /** A host's address through the same resolver, falling back to the system's lookup (/etc/hosts). */
+  async #address(host: string): Promise<string> {
+    if (isIP(host)) return host;
+    const r = this.#resolver();
+    for (const f of [() => r.resolve4(host), () => r.resolve6(host)]) {
+      const a = await f().catch(() => []);
+      if (a.length > 0) return a[0];
+    }
+    return (await dns.lookup(host)).address;
+  }
+
+  #resolver(): InstanceType<typeof dns.Resolver> {
+    if (!this.#dns) {
+      this.#dns = new dns.Resolver();
+      if (this.opts.dnsServers?.length) this.#dns.setServers(this.opts.dnsServers);
+    }
+    return this.#dns;
+  }
+
   async #connect(): Promise<Transporter> {
     if (this.#transport) return this.#transport;
     let host: string;
     let port: number;
+    let servername: string | undefined;
     if (this.name.startsWith("mx:")) {
-      const domain = this.name.slice(3);
-      const mx = await dns.resolveMx(domain).catch(() => []);
-      // no MX: the domain itself is the implicit MX (RFC 5321 §5.1)
-      host = mx.length > 0 ? mx.sort((a, b) => a.priority - b.priority)[0].exchange : domain;
-      port = 25;
+      if (this.#mxNext >= this.#mx.length) {
+        this.#mx = await this.#mxHosts(this.name.slice(3));
+        this.#mxNext = 0;
+      }
+      servername = this.#mx[this.#mxNext];
+      host = await this.#address(servername);
+      port = this.opts.mxPort ?? 25;
     } else {
       const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(this.name)!;
       host = m[1];
       port = Number(m[2]);
     }
-    this.#target = `${host}:${port}`;
+    this.#target = `${servername ?? host}:${port}`;
     this.#transport = nodemailer.createTransport({
       pool: true,
       host,
@@ -314,7 +374,7 @@ class Hop {
       maxMessages: Infinity,
       name: this.opts.hostname,
       // STARTTLS when the hop offers it; a relay on loopback or inside a site rarely has a public certificate
-      tls: { rejectUnauthorized: false },
+      tls: { rejectUnauthorized: false, ...(servername ? { servername } : {}) },
       connectionTimeout: 30_000,
       greetingTimeout: 30_000,
       socketTimeout: 120_000,

@@ -15,7 +15,8 @@ import nodemailer from "nodemailer";
 import type { SMTPServer } from "smtp-server";
 import { startNode, tempDir, type TestNode } from "../helpers/node.js";
 import { SmtpSink, type Received, type SinkOptions } from "../helpers/smtp-sink.js";
-import { mailSetup, queued, runWithInput } from "../helpers/mail.js";
+import { mailSetup, queued, runWithInput, smtpTalk } from "../helpers/mail.js";
+import { DnsServer } from "../helpers/dns-server.js";
 import { freePort, freePorts } from "../helpers/mesh.js";
 
 const run = promisify(execFile);
@@ -563,6 +564,46 @@ test("a routing loop between two nodes ends with a 5.4.6 bounce: at once by the 
   } finally {
     await a.stop();
     await b.stop();
+    await bounces.stop();
+  }
+});
+
+test("mx routes: the domain's MX host from DNS, the domain itself when it has no MX, and a bounce for a domain that does not exist", { timeout: 60_000 }, async () => {
+  const sink = new SmtpSink();
+  const mxPort = await sink.start();
+  const bounces = new SmtpSink();
+  const bouncePort = await bounces.start();
+  const dnsServer = new DnsServer({
+    mx: { "mx.example": [[20, "backup.mx.example"], [10, "mail.mx.example"]], "two.example": [[10, "dead.two.example"], [20, "mail.mx.example"]] },
+    // nothing listens on 127.0.0.2 (the sink is on 127.0.0.1): the first MX of two.example is down
+    a: { "mail.mx.example": "127.0.0.1", "nomx.example": "127.0.0.1", "dead.two.example": "127.0.0.2" },
+  });
+  const dnsPort = await dnsServer.start();
+  const node = await startNode({
+    config: `[smtp]\nhostname = "relay.example.net"\n[mail]\nretry_first = 0.2\nretry_max = 1\nsweep = "* * * * * *"\ndns_servers = ["127.0.0.1:${dnsPort}"]\nmx_port = ${mxPort}\n` +
+      `[[route]]\ndomain = "*"\nnext_hop = "mx"\n[[route]]\ndomain = "example.net"\nnext_hop = "127.0.0.1:${bouncePort}"\n`,
+  });
+  try {
+    const send = (to: string, id: string) =>
+      smtpTalk(node.smtpPort, "127.0.0.1", ["EHLO c.example", "MAIL FROM:<alice@example.net>", `RCPT TO:<${to}>`, "DATA", `Subject: mx\r\nMessage-ID: <${id}@example.net>\r\n\r\nbody\r\n.`, "QUIT"]);
+    for (const [to, id] of [["bob@mx.example", "mx1"], ["carol@NoMX.example", "mx2"], ["dave@nowhere.example", "mx3"], ["erin@two.example", "mx4"]]) {
+      assert.match((await send(to, id))[4], /^250 /);
+    }
+    const got = await sink.waitFor(3, 15_000);
+    // (nodemailer writes domains in lower case on the wire; they are case-insensitive)
+    assert.deepEqual(got.map((m) => m.to[0]).sort(), ["bob@mx.example", "carol@nomx.example", "erin@two.example"], "the second MX host took what the first could not");
+    // the preferred MX host (10) was looked up, not the backup (20)
+    assert.ok(dnsServer.queries.some((q) => q.name === "mail.mx.example" && q.type === 1));
+    assert.ok(!dnsServer.queries.some((q) => q.name === "backup.mx.example"));
+    const [dsn] = await bounces.waitFor(1, 15_000);
+    const p = await parseDsn(dsn.data);
+    assert.equal(p.recipients[0]["Final-Recipient"], "rfc822; dave@nowhere.example");
+    assert.equal(p.recipients[0]["Status"], "5.1.2");
+    await waitUntil(async () => (await queued(node)).length === 0, 10_000, () => "the queue to empty");
+  } finally {
+    await node.stop();
+    await dnsServer.stop();
+    await sink.stop();
     await bounces.stop();
   }
 });

@@ -1,9 +1,9 @@
 // `tidings peer add` and `tidings peer check`: peering without the days lost to
 // "502 You have no permission to talk".
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { loadConfig } from "../config/load.js";
+import { appendValidated, currentText } from "../config/append.js";
 import type { Config } from "../config/schema.js";
 import { NntpClient } from "../protocol/nntp/client.js";
 
@@ -12,11 +12,7 @@ export async function peerAdd(file: string, name: string, hostPort: string, opts
   if (!m) throw new Error(`expected HOST:PORT, got ${hostPort}`);
   const host = m[1].replace(/^\[|\]$/g, "");
   const port = Number(m[2]);
-  const before = existsSync(file) ? readFileSync(file, "utf8") : "";
-  if (before) {
-    const cfg = loadConfig(file);
-    if (cfg.peer.some((p) => p.name === name)) throw new Error(`${file} already has a peer named ${name}`);
-  }
+  if (currentText(file) && loadConfig(file).peer.some((p) => p.name === name)) throw new Error(`${file} already has a peer named ${name}`);
   // who may feed us as this peer: the addresses its name resolves to
   let accept = opts.acceptFrom ?? [];
   if (accept.length === 0) {
@@ -42,14 +38,7 @@ export async function peerAdd(file: string, name: string, hostPort: string, opts
     `accept_from = [${accept.map(q).join(", ")}]   # it may feed us from these addresses`,
     "",
   ].join("\n");
-  const after = (before && !before.endsWith("\n") ? before + "\n" : before) + block;
-  writeFileSync(file + ".new", after);
-  try {
-    loadConfig(file + ".new");
-  } catch (err) {
-    throw new Error(`the new entry would not validate: ${(err as Error).message}`);
-  }
-  writeFileSync(file, after);
+  appendValidated(file, block);
   return block;
 }
 

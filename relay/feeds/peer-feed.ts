@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { Storage } from "../../storage/database.js";
 import type { BacklogRow } from "../../storage/backlog.js";
 import { stuffBlock } from "../../protocol/nntp/reply.js";
-import { NNTP, backoffMs, nntpDisposition } from "../outbound/dispositions.js";
+import { NNTP, backoffMs, nntpDisposition, type Disposition } from "../outbound/dispositions.js";
 import { NntpClient as NntpConnection } from "../../protocol/nntp/client.js";
 
 export interface FeedPeer {
@@ -197,6 +197,15 @@ export class PeerFeed {
       // the rows stay; the peer will answer 438 when they are offered again
       this.log.warn({ err: String(err) }, "could not delete backlog rows");
     }
+  }
+
+  /** The peer's final word on an article: offered again later (retry), or its backlog row goes. */
+  #answered(row: BacklogRow, d: Disposition): void {
+    if (d === "retry") return this.#defer(row);
+    if (d === "done") this.stats.accepted++;
+    else if (d === "refused") this.stats.refused++;
+    else this.stats.rejected++;
+    this.#markDone(row.article);
   }
 
   #defer(row: BacklogRow): void {
@@ -393,13 +402,7 @@ export class PeerFeed {
           return;
         }
         settle(row);
-        if (d === "retry") this.#defer(row);
-        else {
-          if (d === "done") this.stats.accepted++;
-          else if (d === "refused") this.stats.refused++;
-          else this.stats.rejected++;
-          this.#markDone(row.article);
-        }
+        this.#answered(row, d);
         // 400: the peer is going away; what it deferred is offered again after the reconnection
         if (line.startsWith("400")) return finish(new Error(`peer: ${line}`));
         void fill();
@@ -447,13 +450,7 @@ export class PeerFeed {
         this.#queue.unshift(row);
         throw new Error(`IHAVE answered: ${r}`);
       }
-      if (d === "retry") this.#defer(row);
-      else {
-        if (d === "done") this.stats.accepted++;
-        else if (d === "refused") this.stats.refused++;
-        else this.stats.rejected++;
-        this.#markDone(row.article);
-      }
+      this.#answered(row, d);
     }
   }
 }

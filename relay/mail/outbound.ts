@@ -4,10 +4,8 @@
 // envelope handed on as received, and each reply mapped to a disposition:
 // 2xx sent, 4xx or no answer retry (backoff with jitter, up to a lifetime),
 // 5xx failed, with a DSN (RFC 3464) to the sender unless the sender is <>.
-import nodemailer from "nodemailer";
-import type { Transporter } from "nodemailer";
 import MimeNode from "nodemailer/lib/mime-node";
-import SMTPConnection from "nodemailer/lib/smtp-connection";
+import { LocalSender, WorkerSender, type Sender, type Target } from "./sender.js";
 import { promises as dns } from "node:dns";
 import { isIP } from "node:net";
 import type { Logger } from "pino";
@@ -17,23 +15,10 @@ import { hopFor } from "./gateway.js";
 import { backoffMs, smtpDisposition } from "../outbound/dispositions.js";
 import type { RoutePattern } from "./policy.js";
 
-// The envelope as received includes SMTPUTF8 (RFC 6531 §3.4) when the client
-// gave it: the message may have UTF-8 in its header section even when every
-// address is ASCII. nodemailer adds the keyword only for non-ASCII addresses;
-// an envelope flag `smtputf8` makes it add it whenever the hop offers it.
-const sendCommand = (SMTPConnection.prototype as unknown as { _sendCommand: (s: string) => void })._sendCommand;
-(SMTPConnection.prototype as unknown as { _sendCommand: (s: string) => void })._sendCommand = function (this: {
-  _envelope?: { smtputf8?: boolean }; _supportedExtensions: string[]; _usingSmtpUtf8?: boolean;
-}, str: string) {
-  if (this._envelope?.smtputf8 && str.startsWith("MAIL FROM:") && !/ SMTPUTF8\b/.test(str) && this._supportedExtensions.includes("SMTPUTF8")) {
-    str += " SMTPUTF8";
-    this._usingSmtpUtf8 = true;
-  }
-  return sendCommand.call(this, str);
-};
-
 export interface OutboundOptions {
   hostname: string;
+  /** Send from a worker thread (the node does); tests of this module may send in-process. */
+  worker?: boolean;
   /** DNS servers for mx hops ([] = the system's). */
   dnsServers?: string[];
   /** Port of the hosts an mx hop finds (25). */
@@ -61,12 +46,16 @@ export class MailOutbound {
   #hops = new Map<string, Hop>();
   #stopped = false;
   readonly stats = new Map<string, HopStats>();
+  readonly #sender: Sender;
 
   constructor(
     private readonly queue: MailQueue,
     private readonly opts: OutboundOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const so = { hostname: opts.hostname, connectionsPerHop: opts.connectionsPerHop };
+    this.#sender = opts.worker === false ? new LocalSender(so) : new WorkerSender(so);
+  }
 
   /** New mail for these hops was committed: try it at once. */
   queued(hops: Iterable<string>): void {
@@ -84,6 +73,7 @@ export class MailOutbound {
   async stop(): Promise<void> {
     this.#stopped = true;
     await Promise.all([...this.#hops.values()].map((h) => h.stop()));
+    await this.#sender.close();
   }
 
   #hop(name: string): Hop {
@@ -91,7 +81,7 @@ export class MailOutbound {
     if (!h) {
       const stats: HopStats = { sent: 0, deferred: 0, failed: 0, lastError: null, lastErrorAt: null, downUntil: null };
       this.stats.set(name, stats);
-      h = new Hop(name, this.queue, this.opts, stats, this.log.child({ hop: name }), () => this.#stopped);
+      h = new Hop(name, this.queue, this.#sender, this.opts, stats, this.log.child({ hop: name }), () => this.#stopped);
       this.#hops.set(name, h);
     }
     return h;
@@ -101,7 +91,8 @@ export class MailOutbound {
 class Hop {
   #running = false;
   #again = false;
-  #transport: Transporter | undefined;
+  /** Where this hop's mail goes now (resolved once, again after the hop stops answering). */
+  #where: Target | undefined;
   #target: string | undefined;
   #dns: InstanceType<typeof dns.Resolver> | undefined;
   /** An mx hop's hosts, in preference order, and the one to try next. */
@@ -112,6 +103,7 @@ class Hop {
   constructor(
     readonly name: string,
     private readonly queue: MailQueue,
+    private readonly sender: Sender,
     private readonly opts: OutboundOptions,
     private readonly stats: HopStats,
     private readonly log: Logger,
@@ -141,7 +133,6 @@ class Hop {
    */
   async stop(): Promise<void> {
     const waited = await Promise.race([this.#idle.then(() => true, () => true), new Promise<false>((r) => setTimeout(() => r(false), 3000).unref())]);
-    this.#transport?.close();
     if (!waited) this.log.warn("stopped with a delivery still waiting for the next hop; it stays queued");
   }
 
@@ -239,9 +230,9 @@ class Hop {
   }
 
   async #deliver(m: DueMail): Promise<Disposition[]> {
-    let transport: Transporter;
+    let where: Target;
     try {
-      transport = await this.#connect();
+      where = await this.#connect();
     } catch (err) {
       const e = `no address for ${this.name}: ${(err as Error).message}`;
       const permanent = (err as { permanent?: string }).permanent;
@@ -254,37 +245,29 @@ class Hop {
     // sent them; matched by our own spelling, a refusal of Bob@Example.ORG
     // was taken for a delivery, and the recipient lost without a bounce
     const wire = to.map(wireAddress);
-    try {
-      // the envelope as received: MAIL FROM (<> stays <>), each RCPT, BODY=8BITMIME, SIZE; the bytes untouched
-      const info = await transport.sendMail({
-        envelope: { from: m.sender || undefined, to, use8BitMime: m.eightBit, smtputf8: m.smtputf8, size: m.data.length } as never,
-        raw: m.data,
-      });
-      const refused = new Map<string, { responseCode?: number; response?: string }>();
-      for (const e of (info as { rejectedErrors?: { recipient: string; responseCode?: number; response?: string }[] }).rejectedErrors ?? []) refused.set(e.recipient, e);
-      const accepted = new Set(((info.accepted ?? []) as (string | { address: string })[]).map((a) => (typeof a === "string" ? a : a.address)));
+    const r = await this.sender.send(this.name, where, { from: m.sender, to, eightBit: m.eightBit, smtputf8: m.smtputf8 }, m.data);
+    const refused = new Map(r.rejected.map((e) => [e.recipient, e]));
+    if (r.ok) {
+      const accepted = new Set(r.accepted);
       return wire.map((rcpt): Disposition => {
         const e = refused.get(rcpt);
         if (e) return this.#fromReply(e.responseCode, e.response ?? "refused");
         // neither accepted nor refused: not known to be delivered, so tried again (a duplicate at worst, never a loss)
         return accepted.has(rcpt) ? { kind: "sent" } : { kind: "retry", error: `no reply reported for <${rcpt}>` };
       });
-    } catch (err) {
-      const e = err as Error & { responseCode?: number; response?: string; code?: string; rejectedErrors?: { recipient: string; responseCode?: number; response?: string }[] };
-      if (e.rejectedErrors && e.rejectedErrors.length > 0 && e.code === "EENVELOPE") {
-        const byRcpt = new Map(e.rejectedErrors.map((r) => [r.recipient, r]));
-        return wire.map((rcpt) => {
-          const r = byRcpt.get(rcpt);
-          return r ? this.#fromReply(r.responseCode, r.response ?? e.message) : this.#fromReply(e.responseCode, e.response ?? e.message);
-        });
-      }
-      if (e.responseCode === undefined) {
-        // no reply at all: the hop is unreachable or went away (RFC 5321 §4.2.1: transient)
-        this.#unreachable(transport);
-        return to.map(() => ({ kind: "retry", error: `${e.code ?? "error"}: ${e.message}`, unreachable: true }));
-      }
-      return to.map(() => this.#fromReply(e.responseCode, e.response ?? e.message));
     }
+    if (refused.size > 0 && r.code === "EENVELOPE") {
+      return wire.map((rcpt) => {
+        const e = refused.get(rcpt);
+        return e ? this.#fromReply(e.responseCode, e.response ?? r.message) : this.#fromReply(r.responseCode, r.response ?? r.message);
+      });
+    }
+    if (r.responseCode === undefined) {
+      // no reply at all: the hop is unreachable or went away (RFC 5321 §4.2.1: transient)
+      this.#unreachable(where);
+      return to.map(() => ({ kind: "retry", error: `${r.code ?? "error"}: ${r.message}`, unreachable: true }));
+    }
+    return to.map(() => this.#fromReply(r.responseCode, r.response ?? r.message));
   }
 
   /** RFC 5321 §4.2.1: 4yz is transient, 5yz permanent; no reply at all (a lost connection) is transient. */
@@ -302,10 +285,10 @@ class Hop {
 
   /** The pooled transport to this hop: HOST:PORT, or the domain's MX hosts (RFC 5321 §5.1) for mx:DOMAIN. */
   /** The hop did not answer: the next attempt connects afresh, to the next MX host for an mx hop. */
-  #unreachable(failed: Transporter): void {
-    if (this.#transport !== failed) return; // another delivery of the batch saw it first
-    this.#transport?.close();
-    this.#transport = undefined;
+  #unreachable(failed: Target): void {
+    if (this.#where !== failed) return; // another delivery of the batch saw it first
+    this.sender.reset(this.name);
+    this.#where = undefined;
     this.#mxNext++;
   }
 
@@ -346,40 +329,24 @@ class Hop {
     return this.#dns;
   }
 
-  async #connect(): Promise<Transporter> {
-    if (this.#transport) return this.#transport;
-    let host: string;
-    let port: number;
-    let servername: string | undefined;
+  /** Where to send: HOST:PORT, or the next of the domain's MX hosts for mx:DOMAIN. */
+  async #connect(): Promise<Target> {
+    if (this.#where) return this.#where;
+    let where: Target;
     if (this.name.startsWith("mx:")) {
       if (this.#mxNext >= this.#mx.length) {
         this.#mx = await this.#mxHosts(this.name.slice(3));
         this.#mxNext = 0;
       }
-      servername = this.#mx[this.#mxNext];
-      host = await this.#address(servername);
-      port = this.opts.mxPort ?? 25;
+      const servername = this.#mx[this.#mxNext];
+      where = { host: await this.#address(servername), port: this.opts.mxPort ?? 25, servername };
     } else {
       const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(this.name)!;
-      host = m[1];
-      port = Number(m[2]);
+      where = { host: m[1], port: Number(m[2]) };
     }
-    this.#target = `${servername ?? host}:${port}`;
-    this.#transport = nodemailer.createTransport({
-      pool: true,
-      host,
-      port,
-      secure: false,
-      maxConnections: this.opts.connectionsPerHop,
-      maxMessages: Infinity,
-      name: this.opts.hostname,
-      // STARTTLS when the hop offers it; a relay on loopback or inside a site rarely has a public certificate
-      tls: { rejectUnauthorized: false, ...(servername ? { servername } : {}) },
-      connectionTimeout: 30_000,
-      greetingTimeout: 30_000,
-      socketTimeout: 120_000,
-    });
-    return this.#transport;
+    this.#target = `${where.servername ?? where.host}:${where.port}`;
+    this.#where = where;
+    return where;
   }
 }
 

@@ -1,0 +1,161 @@
+// Sends one message to one next hop with nodemailer's pooled SMTP transport
+// (connections reused between messages), and reports what the hop said, as
+// plain data. The node runs it in a worker thread (sender-worker.ts): SMTP
+// client work and its socket writes were about a third of the relay's busy
+// time on the main thread, which also runs the SMTP server and the writer.
+import nodemailer from "nodemailer";
+import type { Transporter } from "nodemailer";
+import SMTPConnection from "nodemailer/lib/smtp-connection";
+import { Worker } from "node:worker_threads";
+
+// The envelope as received includes SMTPUTF8 (RFC 6531 §3.4) when the client
+// gave it: the message may have UTF-8 in its header section even when every
+// address is ASCII. nodemailer adds the keyword only for non-ASCII addresses;
+// an envelope flag `smtputf8` makes it add it whenever the hop offers it.
+const sendCommand = (SMTPConnection.prototype as unknown as { _sendCommand: (s: string) => void })._sendCommand;
+(SMTPConnection.prototype as unknown as { _sendCommand: (s: string) => void })._sendCommand = function (this: {
+  _envelope?: { smtputf8?: boolean }; _supportedExtensions: string[]; _usingSmtpUtf8?: boolean;
+}, str: string) {
+  if (this._envelope?.smtputf8 && str.startsWith("MAIL FROM:") && !/ SMTPUTF8\b/.test(str) && this._supportedExtensions.includes("SMTPUTF8")) {
+    str += " SMTPUTF8";
+    this._usingSmtpUtf8 = true;
+  }
+  return sendCommand.call(this, str);
+};
+
+export interface Target {
+  host: string;
+  port: number;
+  /** The host's name when `host` is an address found for it (TLS server name). */
+  servername?: string;
+}
+
+export interface Envelope {
+  from: string;
+  to: string[];
+  eightBit: boolean;
+  smtputf8: boolean;
+}
+
+export interface Refusal {
+  recipient: string;
+  responseCode?: number;
+  response?: string;
+}
+
+/** What the hop said: the transaction went through (some recipients may be refused), or it failed. */
+export type SendResult =
+  | { ok: true; accepted: string[]; rejected: Refusal[] }
+  | { ok: false; responseCode?: number; response?: string; code?: string; message: string; rejected: Refusal[] };
+
+export interface SenderOptions {
+  hostname: string;
+  connectionsPerHop: number;
+}
+
+export interface Sender {
+  send(hop: string, target: Target, envelope: Envelope, data: Buffer): Promise<SendResult>;
+  /** Forgets a hop's connections (it stopped answering; the next send connects afresh). */
+  reset(hop: string): void;
+  close(): Promise<void>;
+}
+
+/** The sender in this thread. */
+export class LocalSender implements Sender {
+  #transports = new Map<string, Transporter>();
+  constructor(private readonly opts: SenderOptions) {}
+
+  async send(hop: string, target: Target, envelope: Envelope, data: Buffer): Promise<SendResult> {
+    let t = this.#transports.get(hop);
+    if (!t) {
+      t = nodemailer.createTransport({
+        pool: true,
+        host: target.host,
+        port: target.port,
+        secure: false,
+        maxConnections: this.opts.connectionsPerHop,
+        maxMessages: Infinity,
+        name: this.opts.hostname,
+        // STARTTLS when the hop offers it; a relay on loopback or inside a site rarely has a public certificate
+        tls: { rejectUnauthorized: false, ...(target.servername ? { servername: target.servername } : {}) },
+        connectionTimeout: 30_000,
+        greetingTimeout: 30_000,
+        socketTimeout: 120_000,
+      });
+      this.#transports.set(hop, t);
+    }
+    try {
+      // the envelope as received: MAIL FROM (<> stays <>), each RCPT, BODY=8BITMIME, SIZE; the bytes untouched
+      const info = await t.sendMail({
+        envelope: { from: envelope.from || undefined, to: envelope.to, use8BitMime: envelope.eightBit, smtputf8: envelope.smtputf8, size: data.length } as never,
+        raw: data,
+      });
+      return {
+        ok: true,
+        accepted: ((info.accepted ?? []) as (string | { address: string })[]).map((a) => (typeof a === "string" ? a : a.address)),
+        rejected: refusals((info as { rejectedErrors?: Refusal[] }).rejectedErrors),
+      };
+    } catch (err) {
+      const e = err as Error & { responseCode?: number; response?: string; code?: string; rejectedErrors?: Refusal[] };
+      return { ok: false, responseCode: e.responseCode, response: e.response, code: e.code, message: e.message, rejected: refusals(e.rejectedErrors) };
+    }
+  }
+
+  reset(hop: string): void {
+    this.#transports.get(hop)?.close();
+    this.#transports.delete(hop);
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.#transports.values()) t.close();
+    this.#transports.clear();
+  }
+}
+
+function refusals(list: Refusal[] | undefined): Refusal[] {
+  return (list ?? []).map((r) => ({ recipient: r.recipient, responseCode: r.responseCode, response: r.response }));
+}
+
+/** The sender in a worker thread: the same calls, passed as messages. */
+export class WorkerSender implements Sender {
+  #worker: Worker;
+  #next = 1;
+  #waiting = new Map<number, (r: SendResult) => void>();
+
+  constructor(opts: SenderOptions) {
+    this.#worker = new Worker(new URL("./sender-worker.js", import.meta.url), { workerData: opts });
+    this.#worker.on("message", (m: { id: number; result: SendResult }) => {
+      const done = this.#waiting.get(m.id);
+      this.#waiting.delete(m.id);
+      done?.(m.result);
+    });
+    // a sender that died answers every open send with no reply: the mail is retried, never lost
+    this.#worker.on("error", (err) => this.#failAll(`mail sender failed: ${err.message}`));
+    this.#worker.on("exit", () => this.#failAll("mail sender stopped"));
+    this.#worker.unref();
+  }
+
+  #failAll(message: string): void {
+    for (const done of this.#waiting.values()) done({ ok: false, message, rejected: [] });
+    this.#waiting.clear();
+  }
+
+  send(hop: string, target: Target, envelope: Envelope, data: Buffer): Promise<SendResult> {
+    const id = this.#next++;
+    return new Promise((resolve) => {
+      this.#waiting.set(id, resolve);
+      this.#worker.ref();
+      this.#worker.postMessage({ kind: "send", id, hop, target, envelope, data });
+    }).finally(() => {
+      if (this.#waiting.size === 0) this.#worker.unref();
+    }) as Promise<SendResult>;
+  }
+
+  reset(hop: string): void {
+    this.#worker.postMessage({ kind: "reset", hop });
+  }
+
+  async close(): Promise<void> {
+    await this.#worker.terminate();
+  }
+}

@@ -62,31 +62,36 @@ export interface Sender {
 
 /** The sender in this thread. */
 export class LocalSender implements Sender {
-  #transports = new Map<string, Transporter>();
+  #pools = new Map<string, Pool>();
   constructor(private readonly opts: SenderOptions) {}
 
   async send(hop: string, target: Target, envelope: Envelope, data: Buffer): Promise<SendResult> {
-    let t = this.#transports.get(hop);
-    if (!t) {
-      t = nodemailer.createTransport({
-        pool: true,
-        host: target.host,
-        port: target.port,
-        secure: false,
-        maxConnections: this.opts.connectionsPerHop,
-        maxMessages: Infinity,
-        name: this.opts.hostname,
-        // STARTTLS when the hop offers it; a relay on loopback or inside a site rarely has a public certificate
-        tls: { rejectUnauthorized: false, ...(target.servername ? { servername: target.servername } : {}) },
-        connectionTimeout: 30_000,
-        greetingTimeout: 30_000,
-        socketTimeout: 120_000,
-      });
-      this.#transports.set(hop, t);
+    let p = this.#pools.get(hop);
+    if (!p) {
+      p = {
+        inFlight: 0,
+        retired: false,
+        t: nodemailer.createTransport({
+          pool: true,
+          host: target.host,
+          port: target.port,
+          secure: false,
+          maxConnections: this.opts.connectionsPerHop,
+          maxMessages: Infinity,
+          name: this.opts.hostname,
+          // STARTTLS when the hop offers it; a relay on loopback or inside a site rarely has a public certificate
+          tls: { rejectUnauthorized: false, ...(target.servername ? { servername: target.servername } : {}) },
+          connectionTimeout: 30_000,
+          greetingTimeout: 30_000,
+          socketTimeout: 120_000,
+        }),
+      };
+      this.#pools.set(hop, p);
     }
+    p.inFlight++;
     try {
       // the envelope as received: MAIL FROM (<> stays <>), each RCPT, BODY=8BITMIME, SIZE; the bytes untouched
-      const info = await t.sendMail({
+      const info = await p.t.sendMail({
         envelope: { from: envelope.from || undefined, to: envelope.to, use8BitMime: envelope.eightBit, smtputf8: envelope.smtputf8, size: data.length } as never,
         raw: data,
       });
@@ -98,18 +103,30 @@ export class LocalSender implements Sender {
     } catch (err) {
       const e = err as Error & { responseCode?: number; response?: string; code?: string; rejectedErrors?: Refusal[] };
       return { ok: false, responseCode: e.responseCode, response: e.response, code: e.code, message: e.message, rejected: refusals(e.rejectedErrors) };
+    } finally {
+      if (--p.inFlight === 0 && p.retired) p.t.close();
     }
   }
 
+  /** New sends get a new pool; the old one closes once the sends it has finish (closing it at once would abort them). */
   reset(hop: string): void {
-    this.#transports.get(hop)?.close();
-    this.#transports.delete(hop);
+    const p = this.#pools.get(hop);
+    if (!p) return;
+    this.#pools.delete(hop);
+    p.retired = true;
+    if (p.inFlight === 0) p.t.close();
   }
 
   async close(): Promise<void> {
-    for (const t of this.#transports.values()) t.close();
-    this.#transports.clear();
+    for (const p of this.#pools.values()) p.t.close();
+    this.#pools.clear();
   }
+}
+
+interface Pool {
+  t: Transporter;
+  inFlight: number;
+  retired: boolean;
 }
 
 function refusals(list: Refusal[] | undefined): Refusal[] {
@@ -118,44 +135,53 @@ function refusals(list: Refusal[] | undefined): Refusal[] {
 
 /** The sender in a worker thread: the same calls, passed as messages. */
 export class WorkerSender implements Sender {
-  #worker: Worker;
+  #worker: Worker | undefined;
   #next = 1;
   #waiting = new Map<number, (r: SendResult) => void>();
+  #closed = false;
 
-  constructor(opts: SenderOptions) {
-    this.#worker = new Worker(new URL("./sender-worker.js", import.meta.url), { workerData: opts });
-    this.#worker.on("message", (m: { id: number; result: SendResult }) => {
+  constructor(private readonly opts: SenderOptions) {}
+
+  /** The worker, started on first use and again after one that died. */
+  #get(): Worker {
+    if (this.#worker) return this.#worker;
+    const w = new Worker(new URL("./sender-worker.js", import.meta.url), { workerData: this.opts });
+    w.on("message", (m: { id: number; result: SendResult }) => {
       const done = this.#waiting.get(m.id);
       this.#waiting.delete(m.id);
       done?.(m.result);
+      if (this.#waiting.size === 0) w.unref();
     });
     // a sender that died answers every open send with no reply: the mail is retried, never lost
-    this.#worker.on("error", (err) => this.#failAll(`mail sender failed: ${err.message}`));
-    this.#worker.on("exit", () => this.#failAll("mail sender stopped"));
-    this.#worker.unref();
-  }
-
-  #failAll(message: string): void {
-    for (const done of this.#waiting.values()) done({ ok: false, message, rejected: [] });
-    this.#waiting.clear();
+    const gone = (why: string) => {
+      if (this.#worker === w) this.#worker = undefined;
+      for (const done of this.#waiting.values()) done({ ok: false, message: why, rejected: [] });
+      this.#waiting.clear();
+    };
+    w.on("error", (err) => gone(`mail sender failed: ${err.message}`));
+    w.on("exit", () => gone("mail sender stopped"));
+    w.unref();
+    this.#worker = w;
+    return w;
   }
 
   send(hop: string, target: Target, envelope: Envelope, data: Buffer): Promise<SendResult> {
+    if (this.#closed) return Promise.resolve({ ok: false, message: "mail sender stopped", rejected: [] });
+    const w = this.#get();
     const id = this.#next++;
     return new Promise((resolve) => {
       this.#waiting.set(id, resolve);
-      this.#worker.ref();
-      this.#worker.postMessage({ kind: "send", id, hop, target, envelope, data });
-    }).finally(() => {
-      if (this.#waiting.size === 0) this.#worker.unref();
-    }) as Promise<SendResult>;
+      w.ref(); // a send in flight keeps the process up
+      w.postMessage({ kind: "send", id, hop, target, envelope, data });
+    });
   }
 
   reset(hop: string): void {
-    this.#worker.postMessage({ kind: "reset", hop });
+    this.#worker?.postMessage({ kind: "reset", hop });
   }
 
   async close(): Promise<void> {
-    await this.#worker.terminate();
+    this.#closed = true;
+    await this.#worker?.terminate();
   }
 }

@@ -7,7 +7,7 @@ import { appendValidated, currentText } from "../config/append.js";
 import { join } from "node:path";
 import { loadConfig } from "../config/load.js";
 import { Db, ReadPool } from "../storage/sqlite.js";
-import { listQueue, type QueueEntry } from "../storage/mail-queue.js";
+import { dropQueued, listQueue, retryQueued, type QueueEntry } from "../storage/mail-queue.js";
 
 export function routeAdd(file: string, domain: string, nextHop: string): string {
   if (currentText(file) && loadConfig(file).route.some((r) => r.domain.toLowerCase() === domain.toLowerCase())) {
@@ -53,8 +53,7 @@ export function formatMailq(q: QueueEntry[], now = Date.now()): string {
 export async function mailqRetry(dataDir: string, id: number | "all"): Promise<number> {
   const db = await openQueue(dataDir);
   try {
-    const r = id === "all" ? await db.run("UPDATE mail_rcpt SET next_try = 0") : await db.run("UPDATE mail_rcpt SET next_try = 0 WHERE mail = ?", [id]);
-    return r.changes;
+    return await retryQueued(db, id);
   } finally {
     await db.close();
   }
@@ -64,11 +63,7 @@ export async function mailqRetry(dataDir: string, id: number | "all"): Promise<n
 export async function mailqDrop(dataDir: string, id: number): Promise<boolean> {
   const db = await openQueue(dataDir);
   try {
-    await db.exec("BEGIN IMMEDIATE");
-    await db.run("DELETE FROM mail_rcpt WHERE mail = ?", [id]);
-    const r = await db.run("DELETE FROM mail WHERE id = ?", [id]);
-    await db.exec("COMMIT");
-    return r.changes > 0;
+    return await dropQueued(db, id);
   } finally {
     await db.close();
   }

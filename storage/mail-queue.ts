@@ -58,8 +58,6 @@ export interface QueueStats {
 type Item =
   | { enqueue: NewMail }
   | { settle: Settle[]; bounces: NewMail[] }
-  | { retry: number | "all" }
-  | { drop: number }
   | { forget: number };
 
 export type MailResult =
@@ -114,16 +112,6 @@ export class MailQueue implements Contributor<Item, MailResult> {
   /** Records delivery outcomes, and queues the bounces for failures, in one transaction. */
   settle(settle: Settle[], bounces: NewMail[] = []): Promise<MailResult> {
     return this.engine.submit(this, { settle, bounces }, 0, true);
-  }
-
-  /** Makes one message, or every one, due now (`tidings mailq retry`). */
-  retryNow(id: number | "all"): Promise<MailResult> {
-    return this.engine.submit(this, { retry: id }, 0, true);
-  }
-
-  /** Removes a message and its recipients without delivering or bouncing it (`tidings mailq drop`). */
-  drop(id: number): Promise<MailResult> {
-    return this.engine.submit(this, { drop: id }, 0, true);
   }
 
   /** Forgets relayed (Message-ID, recipient) pairs older than `before` (ms). */
@@ -192,16 +180,6 @@ export class MailQueue implements Contributor<Item, MailResult> {
         }
         for (const b of item.bounces) add(b);
         return { kind: "done", changed: item.settle.length };
-      }
-      if ("retry" in item) {
-        if (item.retry === "all") tx.run("UPDATE mail_rcpt SET next_try = 0", []);
-        else tx.run("UPDATE mail_rcpt SET next_try = 0 WHERE mail = ?", [item.retry]);
-        return { kind: "done", changed: 0 };
-      }
-      if ("drop" in item) {
-        tx.run("DELETE FROM mail_rcpt WHERE mail = ?", [item.drop]);
-        tx.run("DELETE FROM mail WHERE id = ?", [item.drop]);
-        return { kind: "done", changed: 0 };
       }
       tx.run("DELETE FROM mail_seen WHERE at < ?", [item.forget]);
       return { kind: "done", changed: 0 };
@@ -304,4 +282,34 @@ export async function listQueue(reader: Reader, limit: number): Promise<QueueEnt
     last.rcpts.push({ rcpt: r.rcpt, hop: r.hop, attempts: r.attempts, nextTry: r.next_try, lastError: r.last_error });
   }
   return out;
+}
+
+/**
+ * `tidings mailq retry`: makes one message, or all, due now (next_try 0,
+ * which a running node's sweep takes as "try even a hop found down").
+ * Written beside a running node on a connection of its own: SQLite
+ * serializes it with the node's writer. Returns the recipient rows changed.
+ */
+export async function retryQueued(db: Db, id: number | "all"): Promise<number> {
+  const r = id === "all" ? await db.run("UPDATE mail_rcpt SET next_try = 0") : await db.run("UPDATE mail_rcpt SET next_try = 0 WHERE mail = ?", [id]);
+  return r.changes;
+}
+
+/**
+ * `tidings mailq drop`: removes a message without delivering or bouncing it,
+ * and forgets its (Message-ID, recipient) pairs, so that the same message
+ * sent again is relayed rather than taken for a loop. Returns whether it was there.
+ */
+export async function dropQueued(db: Db, id: number): Promise<boolean> {
+  await db.exec("BEGIN IMMEDIATE");
+  try {
+    await db.run("DELETE FROM mail_seen WHERE msgid = (SELECT msgid FROM mail WHERE id = ?) AND rcpt IN (SELECT lower(rcpt) FROM mail_rcpt WHERE mail = ?)", [id, id]);
+    await db.run("DELETE FROM mail_rcpt WHERE mail = ?", [id]);
+    const r = await db.run("DELETE FROM mail WHERE id = ?", [id]);
+    await db.exec("COMMIT");
+    return r.changes > 0;
+  } catch (err) {
+    await db.exec("ROLLBACK").catch(() => {});
+    throw err;
+  }
 }

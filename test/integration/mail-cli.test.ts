@@ -62,11 +62,16 @@ test("mailq lists what waits for a hop that is down, with the error; retry sends
       assert.match((await tidings("mailq", "--data", dir)).stdout, /mail queue is empty/);
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(sink.messages.length, 1, "the dropped message was not sent");
+      // sent again, the dropped message is queued and relayed, not taken for a loop
+      const again = await smtpTalk(node.smtpPort, "127.0.0.1", ["EHLO c.example", "MAIL FROM:<a@example.net>", "RCPT TO:<r2@example.org>", "DATA", "Subject: 2\r\nMessage-ID: <cli2@example.net>\r\n\r\nbody\r\n.", "QUIT"]);
+      assert.match(again[4], /^250 2\.6\.0 Ok: queued as 3$/);
+      const [, second] = await sink.waitFor(2, 10_000);
+      assert.deepEqual(second.to, ["r2@example.org"]);
       // after a restart with the queue empty, ids go on: "queued as N" is never given twice
       await node.stop();
       node = await startNode({ dataDir: dir, config });
       const r = await smtpTalk(node.smtpPort, "127.0.0.1", ["EHLO c.example", "MAIL FROM:<a@example.net>", "RCPT TO:<r3@example.org>", "DATA", "Subject: 3\r\nMessage-ID: <cli3@example.net>\r\n\r\nbody\r\n.", "QUIT"]);
-      assert.match(r[4], /^250 2\.6\.0 Ok: queued as 3$/);
+      assert.match(r[4], /^250 2\.6\.0 Ok: queued as 4$/);
     } finally {
       await sink.stop();
     }

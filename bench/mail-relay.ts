@@ -36,11 +36,11 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { freePort } from "../test/helpers/mesh.js";
 import { startNode, type TestNode } from "../test/helpers/node.js";
+import { interopScript } from "../test/helpers/interop.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const PATH = `${process.env.PATH ?? ""}:/usr/sbin:/sbin`;
 const TICKS = 100; // USER_HZ on Linux
 
@@ -326,15 +326,10 @@ interface Server {
   stop(): Promise<void>;
 }
 
-function sandboxScript(): string {
-  const rel = join("test", "interop", "postfix-sandbox.sh");
-  const c = [process.env.POSTFIX_SANDBOX, join(here, "..", "..", rel), join(here, "..", rel), resolve(process.cwd(), rel)].filter((p): p is string => !!p);
-  return c.find((p) => existsSync(p)) ?? c[c.length - 1];
-}
 
 function runScript(args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    const p = spawn("bash", [sandboxScript(), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PATH } });
+    const p = spawn("bash", [interopScript("postfix-sandbox.sh", "POSTFIX_SANDBOX"), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PATH } });
     let out = "";
     p.stdout.on("data", (d) => (out += d));
     p.stderr.on("data", (d) => (out += d));
@@ -358,7 +353,7 @@ async function startPostfix(dir: string, sinkPort: number): Promise<Server & { d
       async () => {
         await runScript(["stop", dir]);
       },
-      () => spawnSync("bash", [sandboxScript(), "stop", dir], { env: { ...process.env, PATH } }),
+      () => spawnSync("bash", [interopScript("postfix-sandbox.sh", "POSTFIX_SANDBOX"), "stop", dir], { env: { ...process.env, PATH } }),
     ),
   };
 }
@@ -568,7 +563,7 @@ function postfixVersion(): string {
 
 /** The commit of the tree the sandbox script is in, and whether it has uncommitted changes. */
 function gitDescribe(): string {
-  const cwd = dirname(sandboxScript());
+  const cwd = dirname(interopScript("postfix-sandbox.sh", "POSTFIX_SANDBOX"));
   if (!existsSync(cwd)) return "?";
   const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", cwd }).stdout?.trim();
   const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no"], { encoding: "utf8", cwd }).stdout?.trim();

@@ -81,13 +81,14 @@ export class Ingest {
   async article(raw: Buffer, source: Source): Promise<Outcome> {
     let msgid: string | undefined = source.offered;
     try {
-      const prepared = this.#prepare(raw, source);
+      const { injectedAlready, ...prepared } = this.#prepare(raw, source);
       msgid = prepared.msgid;
-      // mail to a group may come again (a retried DATA, a list loop): the article is there
-      if (source.kind === "mail" && (await this.storage.history.has(msgid))) {
-        return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
+      if (injectedAlready) {
+        // an article a gateway mailed out, come back to a group address: if it is
+        // here already it is a duplicate of itself (the list loop), else a second injection
+        if (await this.storage.history.has(msgid)) return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
+        throw new Refuse("Article already injected (has Injection-Info)");
       }
-      if (prepared.injectedAlready) throw new Refuse("Article already injected (has Injection-Info)");
       // no history lookup here: the single writer checks history inside the batch, authoritatively
       const r = await this.storage.writer.store(prepared);
       if (r.kind !== "stored") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });

@@ -74,8 +74,8 @@ const SQL = {
   retry: "UPDATE mail_rcpt SET attempts = attempts + 1, next_try = ?, last_error = ? WHERE mail = ? AND rcpt = ?",
   // a recipient given up on was never relayed to: the same message sent to it again is no loop
   unseen: "DELETE FROM mail_seen WHERE rcpt = ? AND msgid = (SELECT msgid FROM mail WHERE id = ?)",
-  // a message goes with its last recipient row
   lastMail: "INSERT INTO meta (key, value) VALUES ('last_mail', ?) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+  // a message goes with its last recipient row
   emptied: "DELETE FROM mail WHERE NOT EXISTS (SELECT 1 FROM mail_rcpt r WHERE r.mail = mail.id) AND id IN",
 };
 
@@ -100,8 +100,25 @@ export class MailQueue implements Contributor<Item, MailResult> {
     this.#nextId = (row?.m ?? 0) + 1;
   }
 
-  #noteLastId(tx: Tx): void {
-    tx.run(SQL.lastMail, [this.#nextId - 1]);
+  /** The statement that keeps meta.last_mail, once per transaction, its value raised as ids are taken. */
+  #lastIdNote?: { tx: Tx; params: unknown[] };
+
+  #takeId(tx: Tx): number {
+    const id = this.#nextId++;
+    if (this.#lastIdNote?.tx === tx) this.#lastIdNote.params[0] = id;
+    else {
+      this.#lastIdNote = { tx, params: [id] };
+      tx.run(SQL.lastMail, this.#lastIdNote.params);
+    }
+    return id;
+  }
+
+  /** A message's row and its recipients' rows. */
+  static #rows(id: number, m: NewMail, rcpts: { rcpt: string; hop: string }[]): { mail: unknown[]; rcpts: unknown[][] } {
+    return {
+      mail: [id, m.sender, m.received, m.client, m.origin, m.msgid, m.eightBit ? 1 : 0, m.smtputf8 ? 1 : 0, m.data.length, m.data],
+      rcpts: rcpts.map((r) => [id, r.rcpt, r.hop, m.received]),
+    };
   }
 
   /** Queues a message for its recipients; resolves after COMMIT (then the 250 may go). */
@@ -154,13 +171,12 @@ export class MailQueue implements Contributor<Item, MailResult> {
       counts.looped += looped.length;
       if (keep.length === 0) return { kind: "queued", id: 0, looped };
       // ids are taken at once and never given back: a rolled back one is a gap, never a reuse
-      const id = this.#nextId++;
+      const id = this.#takeId(tx);
       tx.weight++;
-      mails.push([id, m.sender, m.received, m.client, m.origin, m.msgid, m.eightBit ? 1 : 0, m.smtputf8 ? 1 : 0, m.data.length, m.data]);
-      for (const r of keep) {
-        rcpts.push([id, r.rcpt, r.hop, m.received]);
-        hops.add(r.hop);
-      }
+      const rows = MailQueue.#rows(id, m, keep);
+      mails.push(rows.mail);
+      rcpts.push(...rows.rcpts);
+      for (const r of keep) hops.add(r.hop);
       counts.queued++;
       return { kind: "queued", id, looped };
     };
@@ -185,7 +201,6 @@ export class MailQueue implements Contributor<Item, MailResult> {
       return { kind: "done", changed: 0 };
     });
     tx.insert(SQL.mail, 10, mails);
-    if (mails.length > 0) this.#noteLastId(tx);
     tx.insert(SQL.rcpt, 4, rcpts);
     tx.insert(SQL.seen, 3, seenRows);
     tx.insert(SQL.sent, 2, done, ")");
@@ -204,11 +219,11 @@ export class MailQueue implements Contributor<Item, MailResult> {
    * loop check is needed.
    */
   stageNew(m: NewMail, tx: Tx): void {
-    const id = this.#nextId++;
+    const id = this.#takeId(tx);
     tx.weight++;
-    tx.insert(SQL.mail, 10, [[id, m.sender, m.received, m.client, m.origin, m.msgid, m.eightBit ? 1 : 0, m.smtputf8 ? 1 : 0, m.data.length, m.data]]);
-    tx.insert(SQL.rcpt, 4, m.rcpts.map((r) => [id, r.rcpt, r.hop, m.received]));
-    this.#noteLastId(tx);
+    const rows = MailQueue.#rows(id, m, m.rcpts);
+    tx.insert(SQL.mail, 10, [rows.mail]);
+    tx.insert(SQL.rcpt, 4, rows.rcpts);
     tx.afterCommit(() => {
       this.counts.queued++;
       this.onQueued?.(new Set(m.rcpts.map((r) => r.hop)));

@@ -61,7 +61,7 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
   #nextId = 1;
   /** The group commit this writer contributes to (the mail queue shares it). */
   readonly engine: GroupCommit;
-  readonly stats = { batches: 0, articles: 0, largestBatch: 0, commitMs: 0 };
+  #articles = 0;
   #known: StmtCache;
   #knownNow = new Set<string>();
   #extra: ((a: NewArticle, id: number, data: Buffer, tx: Tx) => void)[] = [];
@@ -90,6 +90,11 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
 
   get queued(): number {
     return this.engine.queued;
+  }
+
+  /** The group commit's figures (all items: articles, mail, bookkeeping) and the articles stored. */
+  get stats(): GroupCommit["stats"] & { articles: number } {
+    return { ...this.engine.stats, articles: this.#articles };
   }
 
   /** Stores an article, or reports it a duplicate; resolves after COMMIT. */
@@ -231,11 +236,7 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
         g.count += high - g.high;
         g.high = high;
       }
-      if (items.length > 0) {
-        this.stats.batches++;
-        this.stats.articles += articles.length;
-        this.stats.largestBatch = Math.max(this.stats.largestBatch, items.length);
-      }
+      this.#articles += articles.length;
     });
     return results;
   }

@@ -36,13 +36,17 @@ export interface NewsToMailOptions {
   addresses: Map<string, string>;
 }
 
+/** The queue name of a route's next hop for a domain: HOST:PORT, or mx:DOMAIN (A-labels: DNS wants them; smtp-server hands IDNs over as U-labels). */
+export function hopName(route: RoutePattern & { nextHop: string }, domain: string): string {
+  return route.nextHop === "mx" ? `mx:${asciiDomain(domain) ?? domain}` : route.nextHop;
+}
+
 /** The next hop for a recipient's domain, or undefined when no route takes it. */
 export function hopFor(address: string, routes: (RoutePattern & { nextHop: string })[]): string | undefined {
   const a = parseAddress(address);
   if ("error" in a) return undefined;
   const r = routeFor(a.domain, routes) as (RoutePattern & { nextHop: string }) | undefined;
-  if (!r) return undefined;
-  return r.nextHop === "mx" ? `mx:${asciiDomain(a.domain) ?? a.domain}` : r.nextHop;
+  return r && hopName(r, a.domain);
 }
 
 /**

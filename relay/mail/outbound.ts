@@ -5,20 +5,19 @@
 // 2xx sent, 4xx or no answer retry (backoff with jitter, up to a lifetime),
 // 5xx failed, with a DSN (RFC 3464) to the sender unless the sender is <>.
 import MimeNode from "nodemailer/lib/mime-node";
-import { LocalSender, WorkerSender, type Sender, type Target } from "./sender.js";
+import { WorkerSender, type Sender, type Target } from "./sender.js";
 import { promises as dns } from "node:dns";
 import { isIP } from "node:net";
 import type { Logger } from "pino";
 import type { DueMail, MailQueue, NewMail, Settle } from "../../storage/mail-queue.js";
 import { buildDsn, type FailedRecipient } from "../../protocol/mail/dsn.js";
+import { headerText, messageIdOf } from "../../protocol/mail/fields.js";
 import { hopFor } from "./gateway.js";
 import { backoffMs, smtpDisposition } from "../outbound/dispositions.js";
 import type { RoutePattern } from "./policy.js";
 
 export interface OutboundOptions {
   hostname: string;
-  /** Send from a worker thread (the node does); tests of this module may send in-process. */
-  worker?: boolean;
   /** DNS servers for mx hops ([] = the system's). */
   dnsServers?: string[];
   /** Port of the hosts an mx hop finds (25). */
@@ -53,8 +52,7 @@ export class MailOutbound {
     private readonly opts: OutboundOptions,
     private readonly log: Logger,
   ) {
-    const so = { hostname: opts.hostname, connectionsPerHop: opts.connectionsPerHop };
-    this.#sender = opts.worker === false ? new LocalSender(so) : new WorkerSender(so);
+    this.#sender = new WorkerSender({ hostname: opts.hostname, connectionsPerHop: opts.connectionsPerHop });
   }
 
   /** New mail for these hops was committed: try it at once. */
@@ -93,7 +91,6 @@ class Hop {
   #again = false;
   /** Where this hop's mail goes now (resolved once, again after the hop stops answering). */
   #where: Target | undefined;
-  #target: string | undefined;
   #dns: InstanceType<typeof dns.Resolver> | undefined;
   /** An mx hop's hosts, in preference order, and the one to try next. */
   #mx: string[] = [];
@@ -222,10 +219,9 @@ class Hop {
       return;
     }
     const dsn = buildDsn({ reportingMta: this.opts.hostname, envelopeSender: m.sender, originalMessage: m.data, arrivalDate: m.received, recipients: failed, now, smtpUtf8: m.smtputf8 });
-    const id = /^Message-ID:[ \t]*(<[^>\r\n]*>)/im.exec(dsn.data.subarray(0, 4096).toString("latin1"));
     bounces.push({
       sender: "", rcpts: [{ rcpt: dsn.to, hop }], data: dsn.data, client: "dsn", origin: "dsn",
-      msgid: id ? id[1] : "", eightBit: dsn.eightBit, smtputf8: dsn.smtpUtf8, received: now,
+      msgid: messageIdOf(headerText(dsn.data)), eightBit: dsn.eightBit, smtputf8: dsn.smtpUtf8, received: now,
     });
   }
 
@@ -277,13 +273,12 @@ class Hop {
       case "done":
         return { kind: "sent" };
       case "failed":
-        return { kind: "failed", error: `smtp; ${line}`, status: /\b5\.\d{1,3}\.\d{1,3}\b/.exec(line)?.[0] ?? "5.0.0", remote: this.#target };
+        return { kind: "failed", error: `smtp; ${line}`, status: /\b5\.\d{1,3}\.\d{1,3}\b/.exec(line)?.[0] ?? "5.0.0", remote: this.#where && `${this.#where.servername ?? this.#where.host}:${this.#where.port}` };
       default:
         return { kind: "retry", error: code ? `smtp; ${line}` : line };
     }
   }
 
-  /** The pooled transport to this hop: HOST:PORT, or the domain's MX hosts (RFC 5321 §5.1) for mx:DOMAIN. */
   /** The hop did not answer: the next attempt connects afresh, to the next MX host for an mx hop. */
   #unreachable(failed: Target): void {
     if (this.#where !== failed) return; // another delivery of the batch saw it first
@@ -344,13 +339,17 @@ class Hop {
       const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(this.name)!;
       where = { host: m[1], port: Number(m[2]) };
     }
-    this.#target = `${where.servername ?? where.host}:${where.port}`;
     this.#where = where;
     return where;
   }
 }
 
-/** An envelope address as nodemailer puts it in RCPT TO, and names it in its replies. */
+/**
+ * An envelope address as nodemailer puts it in RCPT TO, and names it in its
+ * replies. One MimeNode serves every call (setEnvelope replaces what the last
+ * call set): a new one per recipient drew random bytes for a boundary each time.
+ */
+const envelopeNode = new MimeNode();
 function wireAddress(address: string): string {
-  return new MimeNode().setEnvelope({ to: [address] }).getEnvelope().to[0] ?? address;
+  return envelopeNode.setEnvelope({ to: [address] }).getEnvelope().to[0] ?? address;
 }

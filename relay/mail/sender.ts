@@ -172,7 +172,10 @@ export class WorkerSender implements Sender {
     return new Promise((resolve) => {
       this.#waiting.set(id, resolve);
       w.ref(); // a send in flight keeps the process up
-      w.postMessage({ kind: "send", id, hop, target, envelope, data });
+      // A Buffer from SQLite may be a view on a larger pool: structured clone
+      // would copy the whole pool. Copy just the message and hand that over.
+      const bytes = new Uint8Array(data);
+      w.postMessage({ kind: "send", id, hop, target, envelope, data: bytes }, [bytes.buffer]);
     });
   }
 

@@ -15,8 +15,7 @@ import type { MailQueue } from "../../storage/mail-queue.js";
 import { WriterBusy } from "../../storage/group-commit.js";
 import { isTransient } from "../../storage/sqlite.js";
 import type { Ingest, Outcome } from "../ingest.js";
-import { mailToArticle } from "./gateway.js";
-import { asciiDomain } from "../../protocol/smtp/address.js";
+import { hopName, mailToArticle } from "./gateway.js";
 import { headerText, messageIdOf, receivedCount } from "../../protocol/mail/fields.js";
 
 export interface SmtpOptions {
@@ -98,6 +97,7 @@ export class SmtpServer {
   #perClient = new Map<string, number>();
   #open = 0;
   #rcpts = new WeakMap<SMTPServerSession, Rcpt[]>();
+  #gatewayAddresses: string[];
   readonly counts = { connections: 0, refusedConnections: 0, messages: 0, refusedRcpts: 0, refusedMessages: 0 };
 
   constructor(
@@ -107,6 +107,7 @@ export class SmtpServer {
     private readonly log: Logger,
   ) {
     this.#trusted = new AddressList(opts.relayFrom);
+    this.#gatewayAddresses = [...opts.gateways.keys()];
     const tls = opts.tlsCert && opts.tlsKey ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined;
     this.server = new SMTPServer({
       name: opts.hostname,
@@ -197,7 +198,7 @@ export class SmtpServer {
       return cb(reply(452, `4.5.3 Too many recipients (at most ${this.opts.maxRecipients} a message)`));
     }
     const trusted = this.#trusted.has(session.remoteAddress);
-    const v = rcptVerdict(address.address, { routes: this.opts.routes, gatewayAddresses: [...this.opts.gateways.keys()], trusted });
+    const v = rcptVerdict(address.address, { routes: this.opts.routes, gatewayAddresses: this.#gatewayAddresses, trusted });
     if (!v.ok) {
       this.counts.refusedRcpts++;
       this.log.info({ client: session.remoteAddress, rcpt: address.address, code: v.code, why: v.message }, "recipient refused");
@@ -208,8 +209,7 @@ export class SmtpServer {
     } else {
       const route = (v.route ?? routeFor(v.address.domain, this.opts.routes)) as (RoutePattern & { nextHop: string }) | undefined;
       if (!route) return cb(reply(550, `5.1.2 <${address.address}>: No route to domain ${v.address.domain}`));
-      // DNS wants A-labels; smtp-server hands IDNs over as U-labels
-      list.push({ address: address.address, hop: route.nextHop === "mx" ? `mx:${asciiDomain(v.address.domain) ?? v.address.domain}` : route.nextHop });
+      list.push({ address: address.address, hop: hopName(route, v.address.domain) });
     }
     this.#rcpts.set(session, list);
     cb();
@@ -247,18 +247,19 @@ export class SmtpServer {
       return refuse(552, `5.3.4 Message size exceeds fixed maximum message size (${this.opts.maxMessageBytes} octets)`);
     }
     if (longest > this.opts.maxLine) return refuse(552, `5.3.4 Message has a line of ${longest} octets (most ${this.opts.maxLine})`);
-    const data = Buffer.concat(chunks, size);
-    const head = headerText(data);
-    const hops = receivedCount(head);
-    // RFC 5321 §6.3: a loop shows as a growing trail of Received headers
-    if (hops > this.opts.maxReceived) return refuse(554, `5.4.6 Too many hops (${hops} Received headers): mail loop?`);
-
     const rcpts = this.#rcpts.get(session) ?? [];
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
     const args = (session.envelope.mailFrom && (session.envelope.mailFrom.args as Record<string, string> | false)) || {};
     const smtputf8 = "SMTPUTF8" in args;
     const eightBit = String(args["BODY"] ?? "").toUpperCase() === "8BITMIME";
-    const stamped = Buffer.concat([Buffer.from(this.#received(session, rcpts, smtputf8), "utf8"), data]);
+    // our Received in front, and the message after it, in one copy
+    const trace = Buffer.from(this.#received(session, rcpts, smtputf8), "utf8");
+    const stamped = Buffer.concat([trace, ...chunks], trace.length + size);
+    const head = headerText(stamped.subarray(trace.length));
+    const hops = receivedCount(head);
+    // RFC 5321 §6.3: a loop shows as a growing trail of Received headers
+    if (hops > this.opts.maxReceived) return refuse(554, `5.4.6 Too many hops (${hops} Received headers): mail loop?`);
+    const msgid = messageIdOf(head);
 
     // Mail to a group first: posting is idempotent (history), so if queuing
     // the rest fails below and the client sends again, nothing is posted twice.
@@ -274,11 +275,11 @@ export class SmtpServer {
       try {
         const r = await this.queue.enqueue({
           sender: from, rcpts: relay.map((r) => ({ rcpt: r.address, hop: r.hop! })), data: stamped, client, origin: "smtp",
-          msgid: messageIdOf(head), eightBit, smtputf8, received: Date.now(),
+          msgid, eightBit, smtputf8, received: Date.now(),
         });
         if (r.kind === "queued") {
           queuedAs = r.id ? ` as ${r.id}` : "";
-          if (r.looped.length > 0) this.log.info({ msgid: messageIdOf(head), rcpts: r.looped }, "already relayed to these recipients: not relayed again (loop)");
+          if (r.looped.length > 0) this.log.info({ msgid, rcpts: r.looped }, "already relayed to these recipients: not relayed again (loop)");
           // Nothing left to relay. If our own Received is in the trail, the message
           // came back round a routing loop: refuse it, so that the hop before
           // bounces it (a 250 would lose it, RFC 5321 §6.1). Without our trace it

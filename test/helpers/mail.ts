@@ -2,29 +2,16 @@
 // from a chosen local address (to play a stranger), and the node's queue.
 import { execFileSync, spawn } from "node:child_process";
 import net from "node:net";
-import { existsSync } from "node:fs";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import sqlite3 from "sqlite3";
 import type { TestNode } from "./node.js";
+import { interopScript } from "./interop.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
 
-/** The setup script, found upwards from this file (dist/ or another build folder), then from the working folder. */
-function setupScript(): string {
-  for (const start of [here, process.cwd()]) {
-    for (let d = start; ; d = dirname(d)) {
-      const f = join(d, "test", "interop", "mail-setup.sh");
-      if (existsSync(f)) return f;
-      if (dirname(d) === d) break;
-    }
-  }
-  throw new Error("test/interop/mail-setup.sh not found above this file or the working folder");
-}
 
 /** Installs swaks and Postfix when missing (as root), as the newsreader test does for tin. */
 export function mailSetup(): void {
-  execFileSync("bash", [setupScript()], { stdio: "inherit" });
+  execFileSync("bash", [interopScript("mail-setup.sh")], { stdio: "inherit" });
 }
 
 export type Replies = string[] & { greeting?: string; close?: () => void };

@@ -11,35 +11,23 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { freePort } from "../helpers/mesh.js";
 import { startNode, tempDir } from "../helpers/node.js";
+import { interopScript } from "../helpers/interop.js";
 import { SmtpSink, type Received } from "../helpers/smtp-sink.js";
 import { runWithInput } from "../helpers/mail.js";
 
-/** The source tree's test/interop, found upward from this file (dist/...) or the working directory. */
-function interopDir(): string {
-  for (let d of [dirname(fileURLToPath(import.meta.url)), process.cwd()]) {
-    for (;;) {
-      if (existsSync(join(d, "test", "interop", "postfix-sandbox.sh"))) return join(d, "test", "interop");
-      const up = dirname(d);
-      if (up === d) break;
-      d = up;
-    }
-  }
-  throw new Error("test/interop/postfix-sandbox.sh not found above this file or the working directory");
-}
 
 function runSync(script: string, ...args: string[]): { code: number; out: string } {
-  const r = spawnSync("bash", [join(interopDir(), script), ...args], { encoding: "utf8", timeout: 300_000 });
+  const r = spawnSync("bash", [interopScript(script), ...args], { encoding: "utf8", timeout: 300_000 });
   return { code: r.status ?? -1, out: (r.stdout ?? "") + (r.stderr ?? "") };
 }
 
 /** Runs a script without blocking the event loop (the sink must answer meanwhile). */
 function run(script: string, ...args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    const p = spawn("bash", [join(interopDir(), script), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn("bash", [interopScript(script), ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     p.stdout.on("data", (d) => (out += d));
     p.stderr.on("data", (d) => (out += d));

@@ -6,27 +6,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync, execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { freePort } from "../helpers/mesh.js";
 import { tempDir } from "../helpers/node.js";
+import { interopScript } from "../helpers/interop.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 
-/** The source tree's test/interop, found upward from this file (dist/...) or the working directory. */
-function interopDir(): string {
-  for (let d of [dirname(fileURLToPath(import.meta.url)), process.cwd()]) {
-    for (;;) {
-      if (existsSync(join(d, "test", "interop", "postfix-sandbox.sh"))) return join(d, "test", "interop");
-      const up = dirname(d);
-      if (up === d) break;
-      d = up;
-    }
-  }
-  throw new Error("test/interop/postfix-sandbox.sh not found above this file or the working directory");
-}
 
 function run(script: string, ...args: string[]): { code: number; out: string } {
-  const r = spawnSync("bash", [join(interopDir(), script), ...args], { encoding: "utf8", timeout: 300_000 });
+  const r = spawnSync("bash", [interopScript(script), ...args], { encoding: "utf8", timeout: 300_000 });
   return { code: r.status ?? -1, out: (r.stdout ?? "") + (r.stderr ?? "") };
 }
 

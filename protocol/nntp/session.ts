@@ -61,7 +61,12 @@ const MAX_READY_BYTES = 16 << 20;
 
 export class Session {
   readonly framer: Framer;
-  readonly perms: Permissions;
+  /** What this client may do; recomputed when it authenticates (AUTHINFO, RFC 4643). */
+  perms: Permissions;
+  /** The connection is encrypted (implicit TLS, or after STARTTLS, RFC 4642). */
+  secure = false;
+  /** The user this session authenticated as (RFC 4643), if any. */
+  user: string | undefined;
   group: Group | undefined;
   article: number | undefined; // current article number (RFC 3977 §6.1.1)
   streaming = false;

@@ -11,10 +11,24 @@ export interface ServerLimits extends SessionLimits {
   idleSeconds: number;
 }
 
+/** One open connection: what status, limits and TLS need to know of it. */
+export interface Connection {
+  id: number;
+  socket: net.Socket;
+  client: string;
+  /** When it connected (ms since the epoch). */
+  since: number;
+  session: Session;
+  /** When the client last sent a byte (ms since the epoch). */
+  lastInput: number;
+  bytesIn: number;
+}
+
 export class NntpServer {
   readonly server: net.Server;
   #perClient = new Map<string, number>();
   #sockets = new Set<net.Socket>();
+  readonly #conns = new Map<net.Socket, Connection>();
   #nextId = 1;
 
   constructor(private readonly backend: NntpBackend, private readonly limits: ServerLimits, private readonly log: Logger) {
@@ -34,6 +48,11 @@ export class NntpServer {
 
   get connections(): number {
     return this.#sockets.size;
+  }
+
+  /** The open connections, oldest first. */
+  list(): Connection[] {
+    return [...this.#conns.values()];
   }
 
   async close(): Promise<void> {
@@ -88,13 +107,20 @@ export class NntpServer {
       ended = true;
       setTimeout(() => socket.destroy(), 1000).unref();
     });
-    socket.on("data", (chunk: Buffer) => session.push(chunk));
+    const conn: Connection = { id, socket, client, since: Date.now(), session, lastInput: Date.now(), bytesIn: 0 };
+    this.#conns.set(socket, conn);
+    socket.on("data", (chunk: Buffer) => {
+      conn.lastInput = Date.now();
+      conn.bytesIn += chunk.length;
+      session.push(chunk);
+    });
     socket.on("drain", () => session.drained());
     socket.on("error", (err) => log.debug({ err: err.message }, "socket error"));
     socket.on("close", () => {
       ended = true;
       session.close();
       this.#sockets.delete(socket);
+      this.#conns.delete(socket);
       const n = (this.#perClient.get(client) ?? 1) - 1;
       if (n <= 0) this.#perClient.delete(client);
       else this.#perClient.set(client, n);

@@ -67,6 +67,8 @@ export class Session {
   secure = false;
   /** The user this session authenticated as (RFC 4643), if any. */
   user: string | undefined;
+  /** Command lines received, and articles sent to us (for status and limits). */
+  readonly counts = { commands: 0, articles: 0 };
   group: Group | undefined;
   article: number | undefined; // current article number (RFC 3977 §6.1.1)
   streaming = false;
@@ -109,6 +111,7 @@ export class Session {
           return "line";
         },
         block: (data, size, tooBig) => {
+          this.counts.articles++;
           const w = this.#blocks.shift();
           if (w) w({ data, size, tooBig });
           else {
@@ -196,6 +199,7 @@ export class Session {
   }
 
   #onLine(text: string): Mode {
+    this.counts.commands++;
     if (this.io.tracing) this.io.log("trace", { line: text.slice(0, 200) }, "command");
     const line = text.trim();
     if (line.length === 0) {

@@ -9,6 +9,7 @@ import { formatStatus, type NodeStatus } from "../relay/status.js";
 import { readFileSync } from "node:fs";
 import { peerAdd, peerCheck } from "./peer.js";
 import { demo } from "./demo.js";
+import { reloadNode } from "./reload.js";
 import { formatMailq, mailqDrop, mailqList, mailqRetry, routeAdd } from "./mail.js";
 import { join } from "node:path";
 
@@ -72,6 +73,15 @@ program
     };
     process.on("SIGINT", () => void stop("SIGINT"));
     process.on("SIGTERM", () => void stop("SIGTERM"));
+    // SIGHUP re-reads the configuration (relay/reload.ts); reloads run one at a time
+    let reloading = Promise.resolve();
+    process.on("SIGHUP", () => {
+      if (stopping) return;
+      log.info("SIGHUP: reading the configuration again");
+      reloading = reloading.then(() =>
+        node.reloadFrom(() => loadConfig(opts.config, { dataDir: opts.data, nntpListen: opts.nntp, smtpListen: opts.smtp, pathhost: opts.pathhost, logLevel: opts.logLevel })),
+      );
+    });
   });
 
 program
@@ -100,6 +110,19 @@ program
     if (opts.json) process.stdout.write(text + "\n");
     else process.stdout.write((alive ? "" : "(the node is not running; these are its last figures)\n") + formatStatus(s));
   });
+
+program
+  .command("reload")
+  .description("make a running node read its configuration again (SIGHUP) and say what changed")
+  .option("-c, --config <file>", "configuration file (to find the data folder)")
+  .option("--data <dir>", "data folder")
+  .action((opts) =>
+    orExit2(async () => {
+      const result = await reloadNode(loadConfig(opts.config, { dataDir: opts.data }).node.data_dir);
+      process.stdout.write(result.text + "\n");
+      process.exit(result.ok ? 0 : 1);
+    }),
+  );
 
 const peer = program.command("peer").description("set up and check peerings");
 peer

@@ -78,7 +78,21 @@ export class Ingest {
     private readonly log: Logger,
   ) {}
 
+  /** The peers' routes after a reload; the next article is routed with them. */
+  setPeers(peers: PeerRoute[]): void {
+    this.opts.peers = peers;
+  }
+
+  /** Told every outcome with its source (relay/metrics.ts keeps tallies per origin and reason); must not throw. */
+  onOutcome?: (o: Outcome, source: Source) => void;
+
   async article(raw: Buffer, source: Source): Promise<Outcome> {
+    const o = await this.#article(raw, source);
+    this.onOutcome?.(o, source);
+    return o;
+  }
+
+  async #article(raw: Buffer, source: Source): Promise<Outcome> {
     let msgid: string | undefined = source.offered;
     try {
       const { injectedAlready, ...prepared } = this.#prepare(raw, source);

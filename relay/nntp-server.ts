@@ -29,6 +29,8 @@ export class NntpServer {
   #perClient = new Map<string, number>();
   #sockets = new Set<net.Socket>();
   readonly #conns = new Map<net.Socket, Connection>();
+  /** Connections closed since start and what they sent; status adds the open ones' to make totals. */
+  readonly closed = { connections: 0, commands: 0, articles: 0 };
   #nextId = 1;
 
   constructor(private readonly backend: NntpBackend, private readonly limits: ServerLimits, private readonly log: Logger) {
@@ -119,6 +121,9 @@ export class NntpServer {
     socket.on("close", () => {
       ended = true;
       session.close();
+      this.closed.connections++;
+      this.closed.commands += session.counts.commands;
+      this.closed.articles += session.counts.articles;
       this.#sockets.delete(socket);
       this.#conns.delete(socket);
       const n = (this.#perClient.get(client) ?? 1) - 1;

@@ -12,11 +12,12 @@ import type { Group } from "../storage/groups.js";
 import { Backlog } from "../storage/backlog.js";
 import { makeRoute, type PeerRoute } from "./feeds/routing.js";
 import { PeerFeed } from "./feeds/peer-feed.js";
-import { StatusWriter } from "./status.js";
+import { StatusWriter, type ReloadRecord } from "./status.js";
 import cron from "node-cron";
 import { SmtpServer } from "./mail/smtp-server.js";
 import { MailOutbound } from "./mail/outbound.js";
 import { newsToMail } from "./mail/gateway.js";
+import { configChanges, effectiveConfig, type ConfigChanges } from "./reload.js";
 
 export const VERSION = "0.1.0";
 
@@ -36,7 +37,7 @@ export class Node {
   #status?: StatusWriter;
   #jobs: { stop(): unknown }[] = [];
 
-  constructor(readonly config: Config, readonly log: Logger) {}
+  constructor(public config: Config, readonly log: Logger) {}
 
   async start(): Promise<void> {
     const c = this.config;
@@ -99,13 +100,7 @@ export class Node {
     for (const p of c.peer) {
       if (!p.host) continue;
       const id = this.peerIds.get(p.name)!;
-      const feed = new PeerFeed(
-        { id, name: p.name, host: p.host, port: p.port, streaming: p.streaming, connections: p.connections, window: p.window, maxBacklogAge: p.max_backlog_age },
-        this.storage,
-        { reconnectMin: c.feeds.reconnect_min, reconnectMax: c.feeds.reconnect_max, retryDeferred: c.feeds.retry_deferred, replyTimeout: c.feeds.reply_timeout },
-        this.log.child({ peer: p.name }),
-      );
-      this.feeds.set(id, feed);
+      this.feeds.set(id, this.#makeFeed(id, p, c));
     }
     // the bus is a doorbell: each feed reads its work from the backlog table
     this.bus.accepted$.subscribe((a) => {
@@ -147,6 +142,91 @@ export class Node {
       { nntp: `${addr.address}:${addr.port}`, smtp: this.smtpAddress ? `${this.smtpAddress.host}:${this.smtpAddress.port}` : "off", data: c.node.data_dir, pathhost: c.node.pathhost },
       "tidings node started",
     );
+  }
+
+  #makeFeed(id: number, p: Config["peer"][number], c: Config): PeerFeed {
+    return new PeerFeed(
+      { id, name: p.name, host: p.host, port: p.port, streaming: p.streaming, connections: p.connections, window: p.window, maxBacklogAge: p.max_backlog_age },
+      this.storage,
+      { reconnectMin: c.feeds.reconnect_min, reconnectMax: c.feeds.reconnect_max, retryDeferred: c.feeds.retry_deferred, replyTimeout: c.feeds.reply_timeout },
+      this.log.child({ peer: p.name }),
+    );
+  }
+
+  /**
+   * Applies a configuration read again (SIGHUP, `tidings reload`): groups,
+   * peers, access, limits and TLS change now, without dropping a connection;
+   * restart-only keys keep their running value and are named in the log
+   * (relay/reload.ts).
+   */
+  async reload(next: Config): Promise<ConfigChanges> {
+    const changes = configChanges(this.config, next);
+    const c = effectiveConfig(this.config, next);
+    for (const key of changes.restart) this.log.warn({ key }, "configuration key changed; it cannot change while the node runs and takes effect at the next restart");
+    await this.storage.groups.ensure(c.group);
+    const gone = this.config.group.filter((g) => !c.group.some((n) => n.name === g.name)).map((g) => g.name);
+    if (gone.length > 0) this.log.warn({ groups: gone }, "groups left the configuration; they stay carried (removing a group is not built yet)");
+    await this.#applyPeers(c);
+    this.config = c;
+    this.log.level = c.log.level;
+    for (const apply of this.reloaders) await apply(c);
+    this.log.info({ changed: changes.live, restart: changes.restart }, "configuration reloaded");
+    return changes;
+  }
+
+  /** The last reload and what came of it, for status. */
+  lastReload?: ReloadRecord;
+
+  /** Reloads from a loader; a file that does not load is refused and the running configuration stays. */
+  async reloadFrom(load: () => Config): Promise<void> {
+    const at = Date.now();
+    let next: Config;
+    try {
+      next = load();
+    } catch (err) {
+      const error = (err as Error).message;
+      this.log.error({ error }, "configuration refused; the running one stays");
+      this.lastReload = { at, ok: false, error, changed: [], restart: [] };
+      await this.#status?.write().catch(() => {});
+      return;
+    }
+    try {
+      const { live, restart } = await this.reload(next);
+      this.lastReload = { at, ok: true, changed: live, restart };
+    } catch (err) {
+      const error = `applying it failed: ${(err as Error).message}`;
+      this.log.error({ err }, "configuration reload failed part way");
+      this.lastReload = { at, ok: false, error, changed: [], restart: [] };
+    }
+    await this.#status?.write().catch(() => {});
+  }
+
+  /** What parts built from the configuration do to take a new one (access rules, limits, TLS). */
+  readonly reloaders: ((c: Config) => void | Promise<void>)[] = [];
+
+  async #applyPeers(c: Config): Promise<void> {
+    // peers.id is written outside the group commit, as at start; INSERT OR IGNORE
+    // is harmless if it lands inside a batch's transaction
+    this.peerIds = await Backlog.peerIds(this.storage.writeDb, c.peer.map((p) => p.name));
+    this.routes = c.peer.map((p) => makeRoute(this.peerIds.get(p.name)!, p));
+    this.ingest.setPeers(this.routes);
+    const before = new Map(this.config.peer.map((p) => [p.name, JSON.stringify(p)]));
+    const feedTiming = JSON.stringify(this.config.feeds) !== JSON.stringify(c.feeds);
+    const wanted = new Map(c.peer.filter((p) => p.host).map((p) => [this.peerIds.get(p.name)!, p]));
+    for (const [id, feed] of [...this.feeds]) {
+      const p = wanted.get(id);
+      if (p && before.get(p.name) === JSON.stringify(p) && !feedTiming) continue;
+      this.feeds.delete(id);
+      await feed.stop();
+      this.log.info({ peer: feed.peer.name }, p ? "feed restarted with its new settings" : "feed stopped: the peer left the configuration");
+    }
+    for (const [id, p] of wanted) {
+      if (this.feeds.has(id)) continue;
+      const feed = this.#makeFeed(id, p, c);
+      this.feeds.set(id, feed);
+      feed.start();
+      this.log.info({ peer: p.name }, "feed started");
+    }
   }
 
   #backend(): NntpBackend {

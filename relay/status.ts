@@ -23,11 +23,22 @@ export interface NodeStatus {
   articles: { accepted: number; duplicate: number; rejected: number; deferred: number; loops: number };
   peers: PeerStatus[];
   smtp: string;
+  /** The last configuration reload (SIGHUP, `tidings reload`), if any. */
+  reload?: ReloadRecord;
   mail: QueueStats & {
     received: { connections: number; refusedConnections: number; messages: number; refusedRcpts: number; refusedMessages: number };
     counts: { queued: number; sent: number; failed: number; retried: number; looped: number };
     delivery: (HopStats & { hop: string })[];
   };
+}
+
+export interface ReloadRecord {
+  at: number;
+  ok: boolean;
+  /** Why the file was refused (the running configuration stayed). */
+  error?: string;
+  changed: string[];
+  restart: string[];
 }
 
 export class StatusWriter {
@@ -68,6 +79,7 @@ export class StatusWriter {
       articles: { ...n.ingest.counts },
       peers,
       smtp: n.smtpAddress ? `${n.smtpAddress.host}:${n.smtpAddress.port}` : "off",
+      reload: n.lastReload,
       mail: {
         ...(await n.storage.mail.stats()),
         received: n.smtp ? { ...n.smtp.counts } : { connections: 0, refusedConnections: 0, messages: 0, refusedRcpts: 0, refusedMessages: 0 },
@@ -102,6 +114,16 @@ export function formatStatus(s: NodeStatus, now = Date.now()): string {
     `articles: ${s.articles.accepted} accepted, ${s.articles.duplicate} duplicate, ${s.articles.rejected} rejected, ${s.articles.deferred} deferred, ${s.articles.loops} refused for a Path loop`,
     "",
   ];
+  if (s.reload) {
+    const r = s.reload;
+    lines.splice(
+      lines.length - 1,
+      0,
+      r.ok
+        ? `configuration reloaded ${age(r.at)} ago${r.changed.length ? `: ${r.changed.join(", ")}` : ": nothing changed"}${r.restart.length ? `; waiting for a restart: ${r.restart.join(", ")}` : ""}`
+        : `configuration reload refused ${age(r.at)} ago (the running one stays): ${r.error}`,
+    );
+  }
   const m = s.mail;
   if (m) {
     lines.push(

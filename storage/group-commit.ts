@@ -83,6 +83,8 @@ export class GroupCommit {
   #idle: (() => void)[] = [];
   #stmts = new Map<string, StmtCache>();
   readonly stats = { batches: 0, items: 0, largestBatch: 0, commitMs: 0 };
+  /** Told each transaction's time and size after its COMMIT (the /metrics histogram): once per batch, never per item; must not throw. */
+  onCommit?: (ms: number, items: number) => void;
 
   constructor(private readonly db: Db, private readonly opts: EngineOptions) {}
 
@@ -118,7 +120,9 @@ export class GroupCommit {
       try {
         const t0 = performance.now();
         const results = await this.#commit(batch);
-        this.stats.commitMs += performance.now() - t0;
+        const ms = performance.now() - t0;
+        this.stats.commitMs += ms;
+        this.onCommit?.(ms, batch.length);
         batch.forEach((p, i) => p.resolve(results[i]));
       } catch (err) {
         for (const p of batch) p.reject(err);

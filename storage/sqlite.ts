@@ -10,7 +10,7 @@ export class Db {
   static open(file: string, readOnly = false): Promise<Db> {
     return new Promise((resolve, reject) => {
       const mode = readOnly ? sqlite3.OPEN_READONLY : sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE;
-      const raw = new sqlite3.Database(file, mode, (err) => (err ? reject(err) : resolve(new Db(raw, file))));
+      const raw = new sqlite3.Database(file, mode, (err) => (err ? reject(namingFile(err, file)) : resolve(new Db(raw, file))));
     });
   }
 
@@ -206,6 +206,15 @@ export class StmtCache {
   async prepareFor(...counts: number[]): Promise<void> {
     for (const n of counts) for (const size of new Set(chunkSizes(n))) await this.ready(size);
   }
+}
+
+/**
+ * SQLite's messages name no file ("SQLITE_CANTOPEN: unable to open database
+ * file"); the operator needs to know which. The code stays for isTransient.
+ */
+export function namingFile(err: Error, file: string): Error {
+  if (!err.message.includes(file)) err.message = `${file}: ${err.message}`;
+  return err;
 }
 
 /** SQLite's own codes that mean "try again later" rather than "this input is bad". */

@@ -124,6 +124,26 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (msgid, rcpt)
   ) WITHOUT ROWID;
   `,
+  // 7: users who may log in (AUTHINFO, RFC 4643; SMTP AUTH). Only a scrypt
+  // hash is kept, in one self-describing string (storage/users.ts), so that
+  // the cost parameters can be raised later without a migration.
+  `
+  CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    created INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
+  // 8: groups managed live (tidings group add/rm/set, control messages). A
+  // removed group keeps its row, so that its numbers are never given again if
+  // it comes back (RFC 3977 §6.1.1.2); origin says who manages it: the
+  // configuration file, or the control socket and control messages, whose
+  // changes a restart must not undo.
+  `
+  ALTER TABLE groups ADD COLUMN moderator TEXT NOT NULL DEFAULT '';
+  ALTER TABLE groups ADD COLUMN origin TEXT NOT NULL DEFAULT 'config';
+  ALTER TABLE groups ADD COLUMN removed INTEGER;
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number> {

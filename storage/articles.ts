@@ -212,6 +212,21 @@ export class Articles {
     return rows.map((r) => ({ id: r.id, arrived: r.arrived, msgid: r.msgid, groups: groupsOfXref(r.xref) }));
   }
 
+  /**
+   * The web's thread view: rows of a group from number `from` on that are the
+   * root itself, reference it, or have no References (the caller keeps those
+   * whose subject matches). A scan of the group from the root on, bounded by
+   * `limit`; replies come after the article they answer.
+   */
+  async threadRows(groupId: number, root: string, from: number, limit = 2000): Promise<OverviewRow[]> {
+    return this.db.all<OverviewRow>(
+      `SELECT g.number, ${OVER_COLS} FROM group_articles g JOIN articles a ON a.id = g.article
+       WHERE g.group_id = ? AND g.number >= ? AND (a.msgid = ? OR a.refs = '' OR instr(a.refs, ?) > 0)
+       ORDER BY g.number LIMIT ?`,
+      [groupId, from, root, root, limit],
+    );
+  }
+
   async count(): Promise<number> {
     const r = await this.db.get<{ n: number }>("SELECT count(*) AS n FROM articles");
     return r?.n ?? 0;

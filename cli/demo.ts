@@ -18,7 +18,7 @@ export async function demo(out: (s: string) => void = (s) => process.stdout.writ
     // listen first on port 0, then learn the ports: start nodes without peers, stop, restart with peers
     const ports: number[] = [];
     for (let i = 0; i < n; i++) {
-      const probe = new Node(loadConfig(undefined, { dataDir: join(root, `n${i}`), nntpListen: "127.0.0.1:0", smtpListen: "off" }), log);
+      const probe = new Node(loadConfig(undefined, { dataDir: join(root, `n${i}`), nntpListen: "127.0.0.1:0", smtpListen: "off", httpListen: "off" }), log);
       await probe.start();
       ports.push(probe.nntpAddress!.port);
       await probe.stop();
@@ -27,10 +27,10 @@ export async function demo(out: (s: string) => void = (s) => process.stdout.writ
       const peers = edges
         .filter(([a, b]) => a === i || b === i)
         .map(([a, b]) => (a === i ? b : a))
-        .map((j) => `[[peer]]\nname = "node${j}"\nhost = "127.0.0.1"\nport = ${ports[j]}\npath_identities = ["node${j}.demo"]\ngroups = "*"\naccept_from = ["127.0.0.1"]\n`)
+        .map((j) => `[[peer]]\nname = "node${j}"\nhost = "127.0.0.1"\nport = ${ports[j]}\npath_identities = ["node${j}.demo"]\naccept_from = ["127.0.0.1"]\n`)
         .join("\n");
       const file = join(root, `n${i}.toml`);
-      writeFileSync(file, `[node]\npathhost = "node${i}.demo"\ndata_dir = "${join(root, `n${i}`)}"\n[nntp]\nlisten = "127.0.0.1:${ports[i]}"\n[smtp]\nlisten = "off"\n[feeds]\nreconnect_min = 0.05\n\n${peers}`);
+      writeFileSync(file, `[node]\npathhost = "node${i}.demo"\ndata_dir = "${join(root, `n${i}`)}"\n[nntp]\nlisten = "127.0.0.1:${ports[i]}"\n[smtp]\nlisten = "off"\n[http]\nlisten = "off"\n[feeds]\nreconnect_min = 0.05\n\n${peers}`);
       const node = new Node(loadConfig(file), log);
       await node.start();
       nodes.push(node);
@@ -41,7 +41,7 @@ export async function demo(out: (s: string) => void = (s) => process.stdout.writ
     const msgid = `<demo.${Date.now().toString(36)}@node0.demo>`;
     await c.command("POST");
     const t0 = performance.now();
-    c.write(`From: Demo <demo@example.org>\r\nNewsgroups: local.general\r\nSubject: Hello, flood\r\nMessage-ID: ${msgid}\r\n\r\nThis article was posted on node0.\r\n.\r\n`);
+    c.write(`From: Demo <demo@example.org>\r\nNewsgroups: tidings.general\r\nSubject: Hello, flood\r\nMessage-ID: ${msgid}\r\n\r\nThis article was posted on node0.\r\n.\r\n`);
     const posted = await c.line();
     c.close();
     out(`posted ${msgid} on node0: ${posted}`);

@@ -6,13 +6,39 @@ import { loadConfig } from "../config/load.js";
 import { appendValidated, currentText } from "../config/append.js";
 import type { Config } from "../config/schema.js";
 import { NntpClient } from "../protocol/nntp/client.js";
+import { storedIdentity } from "../storage/identity.js";
+
+/**
+ * This node's path identity: node.pathhost, or the one the node made and
+ * keeps in its data folder's database (storage/identity.ts). Undefined when
+ * neither is there yet (the node has never started: it will make a new one).
+ */
+export async function ourIdentity(config: Config): Promise<{ identity: string; from: string } | undefined> {
+  if (config.node.pathhost) return { identity: config.node.pathhost, from: "node.pathhost" };
+  const kept = await storedIdentity(config.node.data_dir);
+  return kept ? { identity: kept, from: `the database in ${config.node.data_dir}` } : undefined;
+}
+
+const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 export async function peerAdd(file: string, name: string, hostPort: string, opts: { groups?: string; pathIdentity?: string[]; acceptFrom?: string[]; ihave?: boolean }): Promise<string> {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(hostPort);
   if (!m) throw new Error(`expected HOST:PORT, got ${hostPort}`);
   const host = m[1].replace(/^\[|\]$/g, "");
   const port = Number(m[2]);
-  if (currentText(file) && loadConfig(file).peer.some((p) => p.name === name)) throw new Error(`${file} already has a peer named ${name}`);
+  const config = loadConfig(currentText(file) ? file : undefined);
+  if (config.peer.some((p) => p.name === name)) throw new Error(`${file} already has a peer named ${name}`);
+  // RFC 5537 §3.2.1: a peer known by our own identity would have every article we
+  // inject kept from it (Path names it already) and everything it sends refused as a loop
+  const ours = await ourIdentity(config);
+  for (const id of [name, ...(opts.pathIdentity ?? [])]) {
+    if (ours && same(id, ours.identity)) {
+      throw new Error(
+        `${id} is this node's own path identity (from ${ours.from}): a peer by that name would be sent nothing, and would have what it sends refused as a loop. ` +
+          `Give the peer's own name${opts.pathIdentity ? " and path identity" : ", and its path identity with --path-identity"}; if both nodes really have this identity, give one of them another node.pathhost`,
+      );
+    }
+  }
   // who may feed us as this peer: the addresses its name resolves to
   let accept = opts.acceptFrom ?? [];
   if (accept.length === 0) {
@@ -48,6 +74,7 @@ export async function peerCheck(config: Config, name: string): Promise<{ report:
   if (!p) throw new Error(`no peer named ${name} in the configuration (have: ${config.peer.map((x) => x.name).join(", ") || "none"})`);
   const out: string[] = [];
   let ok = true;
+  const ours = await ourIdentity(config);
   const bad = (s: string) => {
     ok = false;
     out.push(`✗ ${s}`);
@@ -56,6 +83,9 @@ export async function peerCheck(config: Config, name: string): Promise<{ report:
   // our side
   if (p.accept_from.length === 0) bad(`we do not accept articles from ${name}: its accept_from is empty (add its addresses)`);
   else good(`we accept feeds from ${name} at ${p.accept_from.join(", ")}`);
+  // routing.ts: an empty path_identities means [name]
+  const mine = ours && (p.path_identities.length ? p.path_identities : [p.name]).find((id) => same(id, ours.identity));
+  if (mine) bad(`${name} is known here by our own path identity ${mine} (its path_identities, or its name when they are empty): every article we post names it in Path, so we would send it nothing. Put its own path identity in path_identities`);
   if (!p.host) {
     out.push(`- ${name} has no host: we only receive from it, nothing to connect to`);
     return { report: out, ok };
@@ -75,6 +105,14 @@ export async function peerCheck(config: Config, name: string): Promise<{ report:
       return { report: out, ok };
     }
     good(`connected to ${p.host}:${p.port}: "${greeting}"`);
+    // servers greet with their name first (tidings and INN with their path identity)
+    const theirs = greeting.split(/\s+/)[1] ?? "";
+    if (ours && same(theirs, ours.identity)) {
+      bad(
+        `${name} greets us with our own path identity ${ours.identity} (ours from ${ours.from}): both nodes have the same path identity, so each will refuse the other's articles as a loop. ` +
+          `Set node.pathhost to a name of its own on one of them, or leave it unset there so that the node makes one`,
+      );
+    } else if (!ours) out.push(`- this node has no path identity yet (it makes one at its first start); run peer check again once it has started`);
     const caps = await conn.command("CAPABILITIES");
     let list: string[] = [];
     if (caps.startsWith("101")) list = (await conn.blockLines()).map((l) => l.toUpperCase());
@@ -87,7 +125,7 @@ export async function peerCheck(config: Config, name: string): Promise<{ report:
     const mode = await conn.command("MODE STREAM");
     if (mode.startsWith("203")) good(`streaming (RFC 4644) works: "${mode}"`);
     else if (p.streaming) out.push(`- MODE STREAM answered "${mode}": the feed will fall back to IHAVE`);
-    const probe = `<tidings-peer-check.${Date.now()}@${config.node.pathhost}>`;
+    const probe = `<tidings-peer-check.${Date.now()}@${ours?.identity ?? "tidings.invalid"}>`;
     const r = mode.startsWith("203") ? await conn.command(`CHECK ${probe}`) : await conn.command(`IHAVE ${probe}`);
     if (/^(238|335)/.test(r)) {
       good(`${name} would take a new article from us ("${r}")`);

@@ -1,17 +1,23 @@
 #!/usr/bin/env node
 // The tidings command line.
 import { Command } from "commander";
-import pino from "pino";
 import { loadConfig, ConfigError } from "../config/load.js";
 import { KEY_DOCS } from "../config/schema.js";
 import { Node, VERSION } from "../relay/node.js";
+import { StartRefused } from "../storage/lock.js";
 import { formatStatus, type NodeStatus } from "../relay/status.js";
 import { readFileSync } from "node:fs";
 import { peerAdd, peerCheck } from "./peer.js";
 import { demo } from "./demo.js";
 import { reloadNode } from "./reload.js";
+import { ControlRefusal } from "../relay/control.js";
+import { groupCommands, peerHandles } from "./live.js";
+import { expireCommand } from "./expire.js";
+import { makeLogger } from "./logger.js";
 import { formatMailq, mailqDrop, mailqList, mailqRetry, routeAdd } from "./mail.js";
+import { formatUsers, readNewPassword, userAdd, userList, userRemove } from "./user.js";
 import { join } from "node:path";
+import { describeWritten, writeSelfSigned } from "./cert.js";
 
 // SQLite work runs on libuv's pool; two connections need two threads, and
 // each idle thread keeps its own malloc arena (tens of MB of RSS).
@@ -26,9 +32,15 @@ async function orExit2(fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (err) {
-    process.stderr.write(`tidings: ${(err as Error).message}\n`);
+    process.stderr.write(oneLine(err));
     process.exit(2);
   }
+}
+
+/** A failure as the operator reads it: a configuration error as its `file:line: key: ...` lines, anything else one line. */
+function oneLine(err: unknown): string {
+  if (err instanceof ConfigError) return `${err.message}\n`;
+  return `tidings: ${err instanceof Error ? err.message : String(err)}\n`;
 }
 
 program
@@ -38,12 +50,14 @@ program
   .option("--data <dir>", "data folder (overrides node.data_dir)")
   .option("--nntp <host:port>", "NNTP listener (overrides nntp.listen)")
   .option("--smtp <host:port|off>", "SMTP listener, or off (overrides smtp.listen)")
+  .option("--http <host:port|off>", "HTTP listener for /metrics, or off (overrides http.listen)")
+  .option("--nntps <host:port|off>", "implicit-TLS NNTP listener, or off (overrides nntp.tls_listen; needs [tls] cert and key)")
   .option("--pathhost <name>", "path identity (overrides node.pathhost)")
   .option("--log-level <level>", "log level (overrides log.level)")
   .action(async (opts) => {
     let config;
     try {
-      config = loadConfig(opts.config, { dataDir: opts.data, nntpListen: opts.nntp, smtpListen: opts.smtp, pathhost: opts.pathhost, logLevel: opts.logLevel });
+      config = loadConfig(opts.config, { dataDir: opts.data, nntpListen: opts.nntp, smtpListen: opts.smtp, httpListen: opts.http, nntpsListen: opts.nntps, pathhost: opts.pathhost, logLevel: opts.logLevel });
     } catch (err) {
       if (err instanceof ConfigError) {
         process.stderr.write(`tidings: configuration error\n${err.message}\n`);
@@ -51,18 +65,20 @@ program
       }
       throw err;
     }
-    const log = pino({ level: config.log.level, base: { node: config.node.pathhost } }, pino.destination(2));
+    const log = makeLogger(config.log.level, config.node.pathhost);
     const node = new Node(config, log);
     try {
       await node.start();
     } catch (err) {
-      log.fatal({ err }, "cannot start");
+      // a refusal (data folder in use, a database not sound) is one line for the operator; anything else is logged whole
+      if (!(err instanceof StartRefused)) log.fatal({ err }, "cannot start");
       process.stderr.write(`tidings: cannot start: ${(err as Error).message}\n`);
       process.exit(1);
     }
     // one plain line on stdout that scripts and tests read the port from
     const smtp = node.smtpAddress ? `${node.smtpAddress.host}:${node.smtpAddress.port}` : "off";
-    process.stdout.write(`tidings ready nntp=${node.nntpAddress!.host}:${node.nntpAddress!.port} smtp=${smtp}\n`);
+    const http = node.httpAddress ? `${node.httpAddress.host}:${node.httpAddress.port}` : "off";
+    const nntps = node.nntpsAddress ? ` nntps=${node.nntpsAddress.host}:${node.nntpsAddress.port}` : "";
     let stopping = false;
     const stop = async (sig: string) => {
       if (stopping) return;
@@ -73,15 +89,25 @@ program
     };
     process.on("SIGINT", () => void stop("SIGINT"));
     process.on("SIGTERM", () => void stop("SIGTERM"));
-    // SIGHUP re-reads the configuration (relay/reload.ts); reloads run one at a time
+    // SIGHUP and the control socket's "reload" re-read the configuration (relay/reload.ts), one reload at a time
     let reloading = Promise.resolve();
+    const reload = () =>
+      (reloading = reloading.then(() =>
+        node.reloadFrom(() => loadConfig(opts.config, { dataDir: opts.data, nntpListen: opts.nntp, smtpListen: opts.smtp, httpListen: opts.http, nntpsListen: opts.nntps, pathhost: opts.pathhost, logLevel: opts.logLevel })),
+      ));
     process.on("SIGHUP", () => {
       if (stopping) return;
       log.info("SIGHUP: reading the configuration again");
-      reloading = reloading.then(() =>
-        node.reloadFrom(() => loadConfig(opts.config, { dataDir: opts.data, nntpListen: opts.nntp, smtpListen: opts.smtp, pathhost: opts.pathhost, logLevel: opts.logLevel })),
-      );
+      void reload();
     });
+    node.control?.handle("reload", async () => {
+      await reload();
+      const r = node.lastReload!;
+      if (!r.ok) throw new ControlRefusal(`reload refused; the node keeps its running configuration:\n${r.error}`);
+      return { text: `reloaded; ${r.changed.length ? `changed now: ${r.changed.join(", ")}` : "nothing changed"}`, data: r };
+    });
+    // written last: a SIGTERM sent the moment this line is read must find its handler (before it, it killed the node with no cleanup)
+    process.stdout.write(`tidings ready nntp=${node.nntpAddress!.host}:${node.nntpAddress!.port} smtp=${smtp} http=${http}${nntps} pathhost=${node.config.node.pathhost}\n`);
   });
 
 program
@@ -124,6 +150,9 @@ program
     }),
   );
 
+groupCommands(program, orExit2);
+expireCommand(program, orExit2);
+
 const peer = program.command("peer").description("set up and check peerings");
 peer
   .command("add")
@@ -153,6 +182,8 @@ peer
       process.exit(ok ? 0 : 1);
     }),
   );
+
+peerHandles(peer, orExit2);
 
 const route = program.command("route").description("mail routes: which next hop takes mail for a domain");
 route
@@ -209,6 +240,63 @@ mailq
     }),
   );
 
+// users who may log in (AUTHINFO, SMTP AUTH); a running node sees a change at the next login
+const user = program.command("user").description("users who may log in (NNTP AUTHINFO, SMTP AUTH), kept as scrypt hashes");
+user
+  .command("add")
+  .description("add a user; asks for the password (not echoed), or reads it from standard input")
+  .argument("<name>")
+  .option("-c, --config <file>", "configuration file (to find the data folder)")
+  .option("--data <dir>", "data folder")
+  .option("--password-stdin", "read the password from the first line of standard input (for scripts)")
+  .option("--replace", "set a new password for a user that exists")
+  .action((name, opts) =>
+    orExit2(async () => {
+      const dataDir = loadConfig(opts.config, { dataDir: opts.data }).node.data_dir;
+      const password = await readNewPassword(!!opts.passwordStdin);
+      const done = await userAdd(dataDir, name, password, !!opts.replace);
+      process.stdout.write(done === "added" ? `user ${name} added\n` : `password of ${name} changed\n`);
+    }),
+  );
+user
+  .command("rm")
+  .description("remove a user; sessions logged in already keep their login until they close")
+  .argument("<name>")
+  .option("-c, --config <file>", "configuration file (to find the data folder)")
+  .option("--data <dir>", "data folder")
+  .action((name, opts) =>
+    orExit2(async () => {
+      if (!(await userRemove(loadConfig(opts.config, { dataDir: opts.data }).node.data_dir, name))) throw new Error(`no user ${name}`);
+      process.stdout.write(`user ${name} removed\n`);
+    }),
+  );
+user
+  .command("list")
+  .description("list the users")
+  .option("-c, --config <file>", "configuration file (to find the data folder)")
+  .option("--data <dir>", "data folder")
+  .action((opts) =>
+    orExit2(async () => {
+      process.stdout.write(formatUsers(await userList(loadConfig(opts.config, { dataDir: opts.data }).node.data_dir)));
+    }),
+  );
+
+program
+  .command("cert")
+  .description("write a TLS certificate and key for testing: DIR/cert.pem and DIR/key.pem (mode 0600)")
+  .argument("<dir>", "folder to write them in (created if missing)")
+  .requiredOption("--self-signed", "a self-signed certificate (the only kind made here; for the open internet use one from a CA)")
+  .option("--days <n>", "days it is valid", "365")
+  .option("--name <name...>", "more DNS names or addresses besides localhost, 127.0.0.1, ::1 and the host name")
+  .option("--force", "replace cert.pem and key.pem if they are there")
+  .action((dir, opts) =>
+    orExit2(async () => {
+      const days = Number(opts.days);
+      if (!Number.isInteger(days) || days < 1) throw new Error(`expected --days to be a whole number of days, got ${opts.days}`);
+      process.stdout.write(describeWritten(await writeSelfSigned(dir, { days, names: opts.name, force: opts.force })));
+    }),
+  );
+
 program
   .command("demo")
   .description("start five peered nodes on loopback, post on one, and show the flood")
@@ -239,4 +327,8 @@ program
     }
   });
 
-await program.parseAsync();
+// every subcommand, not only those wrapped in orExit2: an error is its line(s) and status 2, never a stack trace
+await program.parseAsync().catch((err) => {
+  process.stderr.write(oneLine(err));
+  process.exit(2);
+});

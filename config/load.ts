@@ -12,6 +12,8 @@ export interface Overrides {
   dataDir?: string;
   nntpListen?: string;
   smtpListen?: string;
+  httpListen?: string;
+  nntpsListen?: string;
   pathhost?: string;
   logLevel?: string;
 }
@@ -23,13 +25,16 @@ export function loadConfig(file: string | undefined, overrides: Overrides = {}):
     try {
       source = readFileSync(file, "utf8");
     } catch (err) {
-      throw new ConfigError(`${file}: cannot read configuration: ${(err as Error).message}`);
+      throw new ConfigError(`${file}: cannot read configuration: ${unreadable(err as NodeJS.ErrnoException)}`);
     }
     try {
       raw = parse(source) as Record<string, unknown>;
     } catch (err) {
-      if (err instanceof TomlError) throw new ConfigError(`${file}:${err.line}:${err.column}: ${firstLine(err.message)}`);
-      throw err;
+      if (err instanceof TomlError) {
+        const what = firstLine(err.message).replace(/^Invalid TOML document: /, "");
+        throw new ConfigError(`${file}:${err.line}: key ${keyAt(source, err.line)}: expected TOML syntax: ${what} (column ${err.column})`);
+      }
+      throw new ConfigError(`${file}: cannot read configuration: ${(err as Error).message}`);
     }
   }
   const section = (k: string) => ((raw[k] ??= {}) as Record<string, unknown>);
@@ -37,6 +42,8 @@ export function loadConfig(file: string | undefined, overrides: Overrides = {}):
   if (overrides.pathhost) section("node").pathhost = overrides.pathhost;
   if (overrides.nntpListen) section("nntp").listen = overrides.nntpListen;
   if (overrides.smtpListen) section("smtp").listen = overrides.smtpListen;
+  if (overrides.httpListen) section("http").listen = overrides.httpListen;
+  if (overrides.nntpsListen) section("nntp").tls_listen = overrides.nntpsListen;
   if (overrides.logLevel) section("log").level = overrides.logLevel;
   const result = CheckedConfigSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(describe(file ?? "(defaults)", source, result.error));
@@ -45,6 +52,45 @@ export function loadConfig(file: string | undefined, overrides: Overrides = {}):
 
 function firstLine(s: string): string {
   return s.split("\n")[0];
+}
+
+function unreadable(err: NodeJS.ErrnoException): string {
+  const plain: Record<string, string> = {
+    ENOENT: "no such file",
+    EACCES: "permission denied",
+    EISDIR: "it is a folder, not a file",
+    ENOTDIR: "a part of the path is not a folder",
+  };
+  return (err.code && plain[err.code]) ?? err.message;
+}
+
+/**
+ * The key written on line `n` (1-based) of TOML text, with its table, as the
+ * schema's errors name keys (nntp.listen, peer.1.port); a table header names
+ * itself. For an error where no key can be read, "(none)".
+ */
+export function keyAt(source: string, n: number): string {
+  const lines = source.split(/\r?\n/);
+  let table: string[] = [];
+  const arrayCounts = new Map<string, number>();
+  for (let i = 0; i < Math.min(n, lines.length); i++) {
+    const t = lines[i].trim();
+    let m: RegExpExecArray | null;
+    if ((m = /^\[\[\s*([^\]]+?)\s*\]\]/.exec(t))) {
+      const count = arrayCounts.get(m[1]) ?? 0;
+      arrayCounts.set(m[1], count + 1);
+      table = [...m[1].split("."), String(count)];
+      if (i === n - 1) return table.join(".");
+    } else if ((m = /^\[\s*([^\]]+?)\s*\]/.exec(t))) {
+      table = m[1].split(".");
+      if (i === n - 1) return table.join(".");
+    } else if (i === n - 1) {
+      if (t.startsWith("[")) return t.replace(/[[\]\s]/g, "") || "(none)";
+      if ((m = /^([A-Za-z0-9_\-."]+)\s*=/.exec(t))) return [...table, ...m[1].replace(/"/g, "").split(".")].join(".");
+      return table.length > 0 ? table.join(".") : "(none)";
+    }
+  }
+  return table.length > 0 ? table.join(".") : "(none)";
 }
 
 function describe(file: string, source: string, error: z.ZodError): string {

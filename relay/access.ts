@@ -1,16 +1,17 @@
 // Address lists (CIDR blocks) that say who may read, post or feed.
-import { BlockList, isIPv4, isIPv6 } from "node:net";
+import { BlockList, isIPv6 } from "node:net";
+import { parseAddressEntry } from "../config/net.js";
 
 export class AddressList {
   #list = new BlockList();
 
   constructor(readonly entries: readonly string[]) {
+    // the same parsing the schema checked the entries with (config/net.ts), so a configuration that loaded cannot fail here
     for (const e of entries) {
-      const [addr, bits] = e.split("/");
-      const type = isIPv6(addr) ? "ipv6" : "ipv4";
-      if (!isIPv4(addr) && !isIPv6(addr)) throw new Error(`not an IP address: ${e}`);
-      if (bits === undefined) this.#list.addAddress(addr, type);
-      else this.#list.addSubnet(addr, Number(bits), type);
+      const r = parseAddressEntry(e);
+      if (typeof r === "string") throw new Error(`${e}: ${r}`);
+      if (r.bits === undefined) this.#list.addAddress(r.addr, r.type);
+      else this.#list.addSubnet(r.addr, r.bits, r.type);
     }
   }
 

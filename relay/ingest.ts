@@ -21,11 +21,16 @@ import { isTransient } from "../storage/sqlite.js";
 import type { Bus } from "./bus.js";
 import type { Logger } from "pino";
 import { wants, type PeerRoute } from "./feeds/routing.js";
+import { RefusalLog } from "./refusals.js";
+import { LogOnce } from "./log-once.js";
+import { controlGroups, parseControl, posterOf, type Control, type ControlMessages, type Stored } from "./control-messages.js";
+import type { Moderation } from "./moderation.js";
+import type { Group } from "../storage/groups.js";
 
-export type Origin = "nntp-post" | "nntp-ihave" | "nntp-takethis" | "mail";
+export type Origin = "nntp-post" | "nntp-ihave" | "nntp-takethis" | "mail" | "web";
 
 /** Origins where this node is the injecting agent (RFC 5537 §3.5). */
-const INJECTED: ReadonlySet<Origin> = new Set(["nntp-post", "mail"]);
+const INJECTED: ReadonlySet<Origin> = new Set(["nntp-post", "mail", "web"]);
 
 export interface Source {
   kind: Origin;
@@ -37,10 +42,13 @@ export interface Source {
   offered?: string;
   /** Name of the peer it came from, when known. */
   peer?: string;
+  /** The user the client logged in as (RFC 4643): Cancel-Lock and Approved go by it. */
+  user?: string;
 }
 
 export type Outcome =
-  | { kind: "accepted"; msgid: string; id: number; peers: number[] }
+  /** `note`: what the poster is told instead (a post sent to a moderator, which is not stored: id 0). */
+  | { kind: "accepted"; msgid: string; id: number; peers: number[]; note?: string }
   | { kind: "duplicate"; msgid: string; reason: string }
   | { kind: "rejected"; msgid?: string; reason: string }
   | { kind: "deferred"; msgid?: string; reason: string };
@@ -54,6 +62,10 @@ export interface IngestOptions {
   maxFutureSeconds: number;
   rememberRefused: boolean;
   peers: PeerRoute[];
+  /** Control messages, cancels, supersedes and Cancel-Lock (relay/control-messages.ts). */
+  control?: ControlMessages;
+  /** Moderated groups (relay/moderation.ts); without it an unapproved post to one is refused. */
+  moderation?: Moderation;
 }
 
 const REQUIRED = ["message-id", "newsgroups", "from", "subject", "date", "path"];
@@ -70,13 +82,27 @@ class Refuse extends Error {}
 
 export class Ingest {
   readonly counts = { accepted: 0, duplicate: 0, rejected: 0, deferred: 0, loops: 0 };
+  /** Why articles are refused, at info level once per kind and peer or client, with counts. */
+  readonly refusals: RefusalLog;
 
   constructor(
     private readonly storage: Storage,
     private readonly bus: Bus,
     private readonly opts: IngestOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.refusals = new RefusalLog(log, "article refused");
+    this.#trouble = new LogOnce(log);
+  }
+
+  /** Storage trouble (a full disk, a read-only file), once per cause with counts: one line an article made 409,000 lines in 25 s. */
+  readonly #trouble: LogOnce;
+
+  /** Logs the counts of conditions still going on. */
+  stop(): void {
+    this.refusals.stop();
+    this.#trouble.stop();
+  }
 
   /** The peers' routes after a reload; the next article is routed with them. */
   setPeers(peers: PeerRoute[]): void {
@@ -95,8 +121,10 @@ export class Ingest {
   async #article(raw: Buffer, source: Source): Promise<Outcome> {
     let msgid: string | undefined = source.offered;
     try {
-      const { injectedAlready, ...prepared } = this.#prepare(raw, source);
-      msgid = prepared.msgid;
+      const p = this.#prepare(raw, source);
+      msgid = p.msgid;
+      if ("moderate" in p) return this.#count({ kind: "accepted", msgid, id: 0, peers: [], note: await p.moderate() });
+      const { injectedAlready, act, ...prepared } = p;
       if (injectedAlready) {
         // an article a gateway mailed out, come back to a group address: if it is
         // here already it is a duplicate of itself (the list loop), else a second injection
@@ -108,6 +136,8 @@ export class Ingest {
       if (r.kind !== "stored") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
       this.log.debug({ msgid, id: r.id, peers: prepared.peers, source: source.kind }, "article accepted");
       this.bus.accepted$.next({ id: r.id, msgid, groups: prepared.groups, bytes: r.data.length, data: r.data, source: source.kind, peers: prepared.peers });
+      // a control message or a superseding article acts once stored, before the reply: the poster of a cancel sees it done
+      if (act) await this.opts.control?.act(act);
       return this.#count({ kind: "accepted", msgid, id: r.id, peers: prepared.peers });
     } catch (err) {
       if (err instanceof Refuse || err instanceof HeaderError) {
@@ -116,14 +146,16 @@ export class Ingest {
           this.storage.writer.refuse(msgid).catch(() => {});
         }
         this.log.debug({ msgid, source: source.kind, client: source.client, reason }, "article refused");
+        this.refusals.event(source.peer ?? source.client, reason, { msgid, source: source.kind, client: source.client });
         return this.#count({ kind: "rejected", msgid, reason });
       }
       if (err instanceof WriterBusy || isTransient(err)) {
-        this.log.warn({ msgid, err: String(err) }, "article deferred: storage busy");
+        const cause = err instanceof WriterBusy ? "writer queue full" : ((err as { code?: string }).code ?? "storage error");
+        this.#trouble.event("warn", `deferred: ${cause}`, "storage", "articles deferred: storage busy", { msgid, err: String(err) });
         return this.#count({ kind: "deferred", msgid, reason: `Storage busy (${(err as Error).message}); try again later` });
       }
       // Unknown failures defer too: a valid article must never be refused for our fault.
-      this.log.error({ msgid, err }, "ingest failed");
+      this.#trouble.event("error", `failed: ${(err as Error)?.message ?? String(err)}`.slice(0, 200), "ingest", "ingest failed", { msgid, err });
       return this.#count({ kind: "deferred", msgid, reason: "Internal error; try again later" });
     }
   }
@@ -134,13 +166,21 @@ export class Ingest {
   }
 
   /** The steps before the group commit; throws Refuse with the reason. */
-  #prepare(raw: Buffer, source: Source): NewArticle & { injectedAlready: boolean } {
+  #prepare(raw: Buffer, source: Source): (NewArticle & { injectedAlready: boolean; act?: Stored }) | { msgid: string; moderate: () => Promise<string> } {
     const now = Date.now();
     const { parsed, h } = this.#parse(raw);
     const { msgid, groups, newsgroups } = this.#check(h, raw, parsed.bodyStart, parsed.hasSeparator, source, now);
     const injectedAlready = this.#injectOrRelay(h, source, now);
-    const { carried, peers, subscribers } = this.#route(h, groups, newsgroups, raw.length, source);
+    // RFC 5537 §5: one header lookup each is all an ordinary article pays for control handling
+    const control = parseControl(h.get("control"));
+    const supersedes = h.get("supersedes");
+    if (INJECTED.has(source.kind) && !injectedAlready) this.opts.control?.inject(h, msgid, posterOf(source.user, h), control);
+    const { carried, peers, subscribers, moderated } = this.#route(h, groups, newsgroups, raw.length, source, control);
     const body = parsed.hasSeparator ? raw.subarray(parsed.bodyStart) : Buffer.alloc(0);
+    const moderation = this.opts.moderation;
+    if (moderated && moderation) return { msgid, moderate: () => moderation.submit(moderated, h, body, msgid, now) };
+    const cancelled = this.opts.control?.refusedOnArrival(msgid, h);
+    if (cancelled) throw new Refuse(cancelled);
     const header = h.serialize();
     return {
       msgid,
@@ -157,6 +197,7 @@ export class Ingest {
       peers,
       mail: subscribers.length > 0 && this.opts.newsToMail ? this.opts.newsToMail(header, body, msgid, carried, subscribers, now) : undefined,
       injectedAlready,
+      act: control || supersedes ? { msgid, fields: h.fields, body, control, supersedes } : undefined,
     };
   }
 
@@ -259,21 +300,27 @@ export class Ingest {
   }
 
   /** route: which groups here carry it, which peers get it, and which mail subscribers. */
-  #route(h: Headers, groups: string[], newsgroups: string, bytes: number, source: Source) {
+  #route(h: Headers, groups: string[], newsgroups: string, bytes: number, source: Source, control: Control | undefined) {
     const post = INJECTED.has(source.kind);
-    const carried = groups.filter((g) => this.storage.groups.get(g));
+    const has = (g: string) => this.storage.groups.get(g) !== undefined;
+    // a control message is filed in control.<verb> or control (as INN files it) and goes to
+    // peers by its Newsgroups, and to those that take that pseudo-group (INN's innd(8))
+    const carried = control ? controlGroups(control, has) : groups.filter(has);
     const distribution = h.get("distribution")?.split(",").map(trimWsp).filter(Boolean);
-    const route = { groups, distribution, bytes, path: pathIdentities(h.get("path")!), from: source.peer };
+    const routed = control ? [...groups, carried[0] ?? "control"] : groups;
+    const route = { groups: routed, distribution, bytes, path: pathIdentities(h.get("path")!), from: source.peer };
     const peers = this.opts.peers.filter((p) => wants(p, route)).map((p) => p.id);
     if (carried.length === 0 && (post || peers.length === 0)) throw new Refuse(`No carried newsgroups in ${show(newsgroups)}`);
-    if (post) {
-      for (const g of carried) {
-        const status = this.storage.groups.get(g)!.status;
-        // RFC 5537 §3.5.1: a moderated group needs Approved; no moderator
-        // addresses are configured yet, so an unapproved posting is refused.
-        if (status === "m" && h.count("approved") === 0) throw new Refuse(`Group ${g} is moderated and no moderator address is configured`);
-        if (status === "n") throw new Refuse(`Posting to ${g} is not allowed`);
-      }
+    let moderated: Group | undefined;
+    if (post && !control) {
+      const here = carried.map((g) => this.storage.groups.get(g)!);
+      for (const g of here) if (g.status === "n") throw new Refuse(`Posting to ${g.name} is not allowed`);
+      // RFC 5537 §3.5.1: to the moderator unless approved, and approved only by whom the group allows
+      const v = this.opts.moderation?.verdict(here, h, source.user);
+      if (v?.kind === "refuse") throw new Refuse(v.reason);
+      if (v?.kind === "moderate") moderated = v.group;
+      const unapproved = !this.opts.moderation && here.find((g) => g.status === "m" && h.count("approved") === 0);
+      if (unapproved) throw new Refuse(`Group ${unapproved.name} is moderated and no moderator address is configured`);
     }
     // the gateway loop: mail that came from an address is never mailed back to it
     const sender = source.mailFrom?.toLowerCase();
@@ -281,7 +328,7 @@ export class Ingest {
     for (const g of carried) {
       for (const a of this.opts.subscribers?.get(g) ?? []) if (a.toLowerCase() !== sender) subscribers.add(a);
     }
-    return { carried, peers, subscribers: [...subscribers] };
+    return { carried, peers, subscribers: [...subscribers], moderated };
   }
 }
 

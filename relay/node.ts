@@ -5,9 +5,11 @@ import { Storage } from "../storage/database.js";
 import { Bus } from "./bus.js";
 import { Ingest } from "./ingest.js";
 import { InFlight } from "./wip.js";
-import { AddressList } from "./access.js";
+import { buildAccessRules, type AccessRules } from "./access-rules.js";
+import { Logins } from "./login.js";
 import { NntpServer } from "./nntp-server.js";
-import type { NntpBackend, Permissions } from "../protocol/nntp/backend.js";
+import { nntpLimits } from "./limits.js";
+import type { NntpBackend } from "../protocol/nntp/backend.js";
 import type { Group } from "../storage/groups.js";
 import { Backlog } from "../storage/backlog.js";
 import { makeRoute, type PeerRoute } from "./feeds/routing.js";
@@ -17,7 +19,17 @@ import cron from "node-cron";
 import { SmtpServer } from "./mail/smtp-server.js";
 import { MailOutbound } from "./mail/outbound.js";
 import { newsToMail } from "./mail/gateway.js";
+import { TlsContexts, readCa } from "./tls.js";
 import { configChanges, effectiveConfig, type ConfigChanges } from "./reload.js";
+import { ControlServer, controlSocketPath } from "./control.js";
+import { registerControlCommands } from "./control-commands.js";
+import { Expiry, registerExpireControl } from "./expiry.js";
+import { nodeIdentity } from "../storage/identity.js";
+import { lockDataDir, StartRefused, type DataLock } from "../storage/lock.js";
+import { HttpServer } from "./http-server.js";
+import { Web } from "./web/web.js";
+import { IncomingTally, Metrics } from "./metrics.js";
+import type { NodeStatus } from "./status.js";
 
 export const VERSION = "0.1.0";
 
@@ -30,26 +42,65 @@ export class Node {
   nntpAddress?: { host: string; port: number };
   smtp?: SmtpServer;
   smtpAddress?: { host: string; port: number };
+  /** The node's certificate ([tls]; relay/tls.ts) for STARTTLS, nntps and SMTP; reloaded on SIGHUP and when its files change. */
+  tls?: TlsContexts;
+  /** The implicit-TLS listener's address, unless nntp.tls_listen is off. */
+  nntpsAddress?: { host: string; port: number };
+  /** The HTTP listener (/metrics; later the web reader), unless http.listen is off. */
+  http?: HttpServer;
+  /** The web reader on the HTTP listener (relay/web/). */
+  web?: Web;
+  httpAddress?: { host: string; port: number };
+  /** What came in, by origin, peer, outcome and reason (status and /metrics). */
+  readonly incoming = new IncomingTally();
+  metrics!: Metrics;
   outbound!: MailOutbound;
   readonly feeds = new Map<number, PeerFeed>();
+  /** Who may do what over NNTP (relay/access-rules.ts); a reload assigns a new set, which the next permissions() reads. */
+  access!: AccessRules;
+  /** Checks logins for NNTP and SMTP, with the growing delay after failures (relay/login.ts). */
+  logins!: Logins;
+  control?: ControlServer;
+  expiry?: Expiry;
   routes: PeerRoute[] = [];
   peerIds = new Map<string, number>();
   #status?: StatusWriter;
   #jobs: { stop(): unknown }[] = [];
+  /** The data folder's lock (storage/lock.ts): one node per folder. */
+  #lock?: DataLock;
+  /** The path identity made on this data folder's first start, when node.pathhost is not set. */
+  #madeIdentity?: string;
 
   constructor(public config: Config, readonly log: Logger) {}
 
   async start(): Promise<void> {
     const c = this.config;
+    // one node per data folder, taken before the database is opened (storage/lock.ts)
+    this.#lock = lockDataDir(c.node.data_dir);
     this.storage = await Storage.open({
       dataDir: c.node.data_dir,
       synchronous: c.storage.synchronous,
-      pathhost: c.node.pathhost,
+      // read at each commit: an unset node.pathhost is filled in just below, before anything is written
+      get pathhost() {
+        return c.node.pathhost;
+      },
       maxBatch: c.storage.max_batch,
       maxQueue: c.storage.max_queue,
       maxQueueBytes: c.storage.max_queue_bytes,
+    }).catch((err) => {
+      this.#lock?.release();
+      throw err;
     });
-    await this.storage.groups.ensure(c.group);
+    if (!c.node.pathhost) {
+      // no node.pathhost: the identity made once and kept in the database (storage/identity.ts);
+      // every part below (Path, Xref, greeting, SMTP name, logs) reads this one value
+      const { identity, made } = await nodeIdentity(this.storage.writeDb);
+      c.node.pathhost = this.#madeIdentity = identity;
+      this.log.setBindings({ node: identity });
+      if (made) this.log.info({ pathhost: identity }, "path identity made and kept in the database; set node.pathhost to choose one");
+    }
+    const groups = await this.storage.groups.ensure(c.group);
+    if (groups.removed.length > 0) this.log.info({ groups: groups.removed }, "groups no longer in the configuration removed (no longer listed nor posted to; their articles stay until they expire)");
     this.peerIds = await Backlog.peerIds(this.storage.writeDb, c.peer.map((p) => p.name));
     this.routes = c.peer.map((p) => makeRoute(this.peerIds.get(p.name)!, p));
     const hostname = c.smtp.hostname || c.node.pathhost;
@@ -65,38 +116,50 @@ export class Node {
       },
       this.log.child({ part: "ingest" }),
     );
+    this.ingest.onOutcome = (o, source) => this.incoming.observe(o, source);
+    this.metrics = new Metrics(() => this.figures(), VERSION);
+    this.storage.writer.engine.onCommit = (ms) => this.metrics.commit(ms);
     this.outbound = new MailOutbound(
       this.storage.mail,
       { hostname, dnsServers: c.mail.dns_servers, mxPort: c.mail.mx_port, retryFirst: c.mail.retry_first, retryMax: c.mail.retry_max, maxLifetime: c.mail.max_lifetime, connectionsPerHop: c.mail.connections_per_hop, routes: mailRoutes },
       this.log.child({ part: "mail" }),
     );
     this.storage.mail.onQueued = (hops) => this.outbound.queued(hops);
+    if (c.tls.cert) {
+      this.tls = TlsContexts.load({ cert: c.tls.cert, key: c.tls.key }, this.log.child({ part: "tls" }));
+      this.tls.watch();
+      this.reloaders.push((next) => void this.tls!.reload(next.tls));
+    }
+    // SMTP's STARTTLS uses the node's certificate unless smtp.tls_cert names its own
+    const smtpSharesTls = !c.smtp.tls_cert && !!this.tls;
+    // Users and access (RFC 4643): the NNTP backend and SMTP read this.access
+    // and this.config.auth at each use, so a reload swaps in the new rules
+    this.access = buildAccessRules(c);
+    this.reloaders.push((next) => void (this.access = buildAccessRules(next)));
+    this.logins = new Logins(this.storage.readers, () => ({ first: this.config.auth.failure_delay, max: this.config.auth.failure_delay_max }), this.log.child({ part: "auth" }));
     if (c.smtp.listen !== "off") {
       const gateways = new Map(c.group.filter((g) => g.address).map((g) => [g.address, g.name]));
       this.smtp = new SmtpServer(
         {
           hostname, relayFrom: c.smtp.relay_from, maxMessageBytes: c.smtp.max_message_bytes, maxRecipients: c.smtp.max_recipients,
           maxLine: c.smtp.max_line, maxConnections: c.smtp.max_connections, maxPerClient: c.smtp.max_connections_per_client,
-          idleSeconds: c.smtp.idle_timeout, maxReceived: c.smtp.max_received, tlsCert: c.smtp.tls_cert, tlsKey: c.smtp.tls_key,
+          idleSeconds: c.smtp.idle_timeout, maxReceived: c.smtp.max_received, tlsCert: c.smtp.tls_cert || c.tls.cert, tlsKey: c.smtp.tls_key || c.tls.key,
           routes: mailRoutes, gateways,
+          auth: { check: (client, user, password) => this.logins.check(client, user, password, "smtp"), plaintext: () => this.config.auth.allow_plaintext },
         },
         this.storage.mail,
         this.ingest,
         this.log.child({ part: "smtp" }),
       );
     }
-    this.nntp = new NntpServer(
-      this.#backend(),
-      {
-        maxLine: c.nntp.max_line,
-        maxArticle: c.nntp.max_article_bytes,
-        maxInFlight: c.nntp.max_in_flight,
-        maxConnections: c.nntp.max_connections,
-        maxPerClient: c.nntp.max_connections_per_client,
-        idleSeconds: c.nntp.idle_timeout,
-      },
-      this.log.child({ part: "nntp" }),
-    );
+    const backend = this.#backend();
+    this.nntp = new NntpServer(backend, nntpLimits(c), this.log.child({ part: "nntp" }));
+    this.reloaders.push((next) => this.nntp.setLimits(nntpLimits(next)));
+    this.nntp.tls = this.tls;
+    if (smtpSharesTls && this.smtp) {
+      const smtp = this.smtp;
+      this.tls!.onChange((pair) => smtp.server.updateSecureContext(pair));
+    }
     for (const p of c.peer) {
       if (!p.host) continue;
       const id = this.peerIds.get(p.name)!;
@@ -128,25 +191,72 @@ export class Node {
       }, { noOverlap: true }),
     );
     void this.outbound.sweep().catch(() => {}); // mail left queued by an earlier run
+    // the control socket (tidings group, peer kick, ...): after storage, before the listeners
+    this.control = new ControlServer(controlSocketPath(c.node.data_dir), this.log.child({ part: "control" }));
+    registerControlCommands(this, this.control);
+    // expiry ([expire], relay/expiry.ts): on its schedule, and on demand by `tidings expire`
+    this.expiry = new Expiry(this.storage, () => this.config.expire, this.log.child({ part: "expire" }));
+    this.expiry.schedule();
+    this.reloaders.push(() => this.expiry!.schedule());
+    registerExpireControl(this.control, this.expiry);
+    await this.control.listen();
     this.#status = new StatusWriter(this, c.feeds.status_interval);
     this.#status.start();
     const [host, port] = splitHostPort(c.nntp.listen);
-    const addr = await this.nntp.listen(host, port);
+    const addr = await this.nntp.listen(host, port).catch((err: Error) => {
+      throw new StartRefused(`NNTP listener ${c.nntp.listen} (nntp.listen, --nntp): ${err.message}`);
+    });
     this.nntpAddress = { host: addr.address, port: addr.port };
+    if (c.nntp.tls_listen !== "off") {
+      const [h, p] = splitHostPort(c.nntp.tls_listen);
+      const a = await this.nntp.listenTls(h, p).catch((err: Error) => {
+        throw new Error(`NNTPS listener ${c.nntp.tls_listen} (nntp.tls_listen, --nntps): ${err.message}`);
+      });
+      this.nntpsAddress = { host: a.address, port: a.port };
+    }
     if (this.smtp) {
       const [h, p] = splitHostPort(c.smtp.listen as string);
-      const a = await this.smtp.listen(h, p);
+      const a = await this.smtp.listen(h, p).catch((err: Error) => {
+        throw new StartRefused(`SMTP listener ${c.smtp.listen} (smtp.listen, --smtp; "off" for none): ${err.message}`);
+      });
       this.smtpAddress = { host: a.address, port: a.port };
     }
+    if (c.http.listen !== "off") {
+      this.http = new HttpServer(this.log.child({ part: "http" }));
+      this.http.route("GET", "/metrics", this.metrics.handler);
+      // the web reader reads what NNTP readers read, and posts through the same ingest
+      this.web = new Web(
+        {
+          pathhost: c.node.pathhost,
+          groups: () => backend.groups(),
+          group: (name) => backend.group(name),
+          articles: this.storage.articles,
+          canPost: (client) => backend.permissions(client).post,
+          ingest: (raw, source) => this.ingest.article(raw, source),
+          accepted$: this.bus.accepted$,
+        },
+        this.log.child({ part: "web" }),
+      );
+      this.web.register(this.http);
+      const [h, p] = splitHostPort(c.http.listen);
+      // the default port is fixed, so a second node on this machine meets it taken: say which key moves it
+      const a = await this.http.listen(h, p).catch((err: Error) => {
+        throw new Error(`HTTP listener ${c.http.listen} (http.listen, --http; "off" for none): ${err.message}`);
+      });
+      this.httpAddress = { host: a.address, port: a.port };
+    }
     this.log.info(
-      { nntp: `${addr.address}:${addr.port}`, smtp: this.smtpAddress ? `${this.smtpAddress.host}:${this.smtpAddress.port}` : "off", data: c.node.data_dir, pathhost: c.node.pathhost },
+      { nntp: `${addr.address}:${addr.port}`, nntps: this.nntpsAddress ? `${this.nntpsAddress.host}:${this.nntpsAddress.port}` : "off", smtp: this.smtpAddress ? `${this.smtpAddress.host}:${this.smtpAddress.port}` : "off", http: this.httpAddress ? `${this.httpAddress.host}:${this.httpAddress.port}` : "off", data: c.node.data_dir, pathhost: c.node.pathhost },
       "tidings node started",
     );
   }
 
   #makeFeed(id: number, p: Config["peer"][number], c: Config): PeerFeed {
     return new PeerFeed(
-      { id, name: p.name, host: p.host, port: p.port, streaming: p.streaming, connections: p.connections, window: p.window, maxBacklogAge: p.max_backlog_age },
+      {
+        id, name: p.name, host: p.host, port: p.port, streaming: p.streaming, connections: p.connections, window: p.window, maxBacklogAge: p.max_backlog_age,
+        tls: p.tls === false ? undefined : { mode: p.tls === true ? "implicit" : "starttls", ca: readCa(p.tls_ca), servername: p.tls_servername || undefined },
+      },
       this.storage,
       { reconnectMin: c.feeds.reconnect_min, reconnectMax: c.feeds.reconnect_max, retryDeferred: c.feeds.retry_deferred, replyTimeout: c.feeds.reply_timeout },
       this.log.child({ peer: p.name }),
@@ -160,12 +270,12 @@ export class Node {
    * (relay/reload.ts).
    */
   async reload(next: Config): Promise<ConfigChanges> {
+    if (!next.node.pathhost && this.#madeIdentity) next.node.pathhost = this.#madeIdentity; // still unset: not a change
     const changes = configChanges(this.config, next);
     const c = effectiveConfig(this.config, next);
     for (const key of changes.restart) this.log.warn({ key }, "configuration key changed; it cannot change while the node runs and takes effect at the next restart");
-    await this.storage.groups.ensure(c.group);
-    const gone = this.config.group.filter((g) => !c.group.some((n) => n.name === g.name)).map((g) => g.name);
-    if (gone.length > 0) this.log.warn({ groups: gone }, "groups left the configuration; they stay carried (removing a group is not built yet)");
+    const groups = await this.storage.groups.ensure(c.group);
+    if (groups.created.length + groups.removed.length > 0) this.log.info(groups, "groups changed by the configuration");
     await this.#applyPeers(c);
     this.config = c;
     this.log.level = c.log.level;
@@ -231,32 +341,20 @@ export class Node {
 
   #backend(): NntpBackend {
     const c = this.config;
-    const readers = new AddressList(c.nntp.reader_from);
-    const posters = new AddressList(c.nntp.posting_from);
-    const local = new AddressList(c.nntp.transit_from);
-    const peerLists = c.peer.map((p) => ({ name: p.name, list: new AddressList(p.accept_from) }));
+    const node = this;
     const storage = this.storage;
     const wip = this.wip;
     const ingest = this.ingest;
     return {
       pathhost: c.node.pathhost,
       implementation: `tidings ${VERSION}`,
-      permissions(client: string): Permissions {
-        // Several peers may share an address (all of them on loopback in tests,
-        // or behind one NAT); then the connection names no peer and Path alone
-        // keeps articles from going back where they came from.
-        // The same holds for addresses that local feeding tools also use.
-        const matching = peerLists.filter((p) => p.list.has(client));
-        const isLocal = local.has(client);
-        const peer = matching.length === 1 && !isLocal ? matching[0].name : undefined;
-        const transit = matching.length > 0 || isLocal;
-        return {
-          read: readers.has(client),
-          post: posters.has(client),
-          transit,
-          peer,
-          why: transit ? undefined : "not a configured peer",
-        };
+      // the rules in force now (relay/access-rules.ts): a reload replaces node.access
+      permissions: (client, user) => node.access.permissions(client, user),
+      auth: {
+        get plaintext() {
+          return node.config.auth.allow_plaintext;
+        },
+        check: (client, user, password) => node.logins.check(client, user, password, "nntp"),
       },
       group: (name: string): Group | undefined => storage.groups.get(name),
       groups: () => storage.groups.list(),
@@ -267,19 +365,32 @@ export class Node {
       release: (msgid, owner) => wip.release(msgid, owner),
       releaseAll: (owner) => wip.releaseAll(owner),
       ingest: (raw, source) => ingest.article(raw, source),
+      takePost: (who) => this.nntp.takePost(who),
     };
+  }
+
+  /** The figures of `tidings status`, collected now (/metrics reads the same). */
+  figures(): Promise<NodeStatus> {
+    return this.#status!.collect();
   }
 
   async stop(): Promise<void> {
     this.#status?.stop();
+    await this.control?.close();
+    this.web?.close();
+    await this.http?.close();
     for (const j of this.#jobs) j.stop();
+    await this.expiry?.stop();
     await this.smtp?.close();
     await Promise.all([...this.feeds.values()].map((f) => f.stop()));
     await this.outbound?.stop();
     await this.#status?.write().catch(() => {});
+    this.ingest?.stop(); // counts of conditions still going on (log-once.ts)
     this.log.info({ writer: this.storage?.writer.stats, ingest: this.ingest?.counts }, "final statistics");
     await this.nntp?.close();
+    this.tls?.close();
     await this.storage?.close();
+    this.#lock?.release();
   }
 }
 

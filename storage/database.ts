@@ -5,8 +5,9 @@
 // block the writer (WAL).
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { Db, ReadPool } from "./sqlite.js";
-import { migrate } from "./schema.js";
+import { Db, ReadPool, namingFile } from "./sqlite.js";
+import { cannotWrite, checkFile, createDatabase, identify, provenWritable } from "./soundness.js";
+import { StartRefused } from "./lock.js";
 import { GroupTable } from "./groups.js";
 import { History } from "./history.js";
 import { Articles } from "./articles.js";
@@ -39,14 +40,32 @@ export class Storage {
     readonly mail: MailQueue,
   ) {}
 
+  /**
+   * Opens the data folder's database, or makes one where there is none. A
+   * file that is there must be a tidings database this node can write to;
+   * otherwise StartRefused says, in one line naming the file, what is wrong
+   * (soundness.ts). Never is an empty or foreign file taken for a new node.
+   */
   static async open(opts: StorageOptions): Promise<Storage> {
     mkdirSync(opts.dataDir, { recursive: true });
     const file = join(opts.dataDir, "tidings.sqlite");
-    const w = await Db.open(file);
-    w.raw.serialize(); // statements on the writer connection run strictly in order (see writer.ts)
-    await w.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"};
-      PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -8000; PRAGMA wal_autocheckpoint = 4000;`);
-    await migrate(w);
+    if (checkFile(file) === "absent") await createDatabase(file, (db) => prepareWriter(db, opts.synchronous));
+    let w: Db | undefined;
+    try {
+      w = await Db.open(file);
+      await prepareWriter(w, opts.synchronous);
+      await identify(w, file);
+      await provenWritable(w, file);
+    } catch (err) {
+      await w?.close().catch(() => {});
+      if (err instanceof StartRefused) throw err;
+      if ((err as { code?: string }).code === "SQLITE_READONLY") throw cannotWrite(err, file);
+      throw new StartRefused(namingFile(err as Error, file).message);
+    }
+    return Storage.#openRest(w, file, opts);
+  }
+
+  static async #openRest(w: Db, file: string, opts: StorageOptions): Promise<Storage> {
     const openReader = async (cacheKb: number) => {
       const r = await Db.open(file);
       await r.exec(`PRAGMA busy_timeout = 5000; PRAGMA cache_size = -${cacheKb}; PRAGMA query_only = ON;`);
@@ -72,4 +91,15 @@ export class Storage {
     await this.readDb.close();
     await this.writeDb.close();
   }
+}
+
+/** The writer connection's settings, and the schema brought up to date. */
+async function prepareWriter(w: Db, synchronous: StorageOptions["synchronous"]): Promise<void> {
+  w.raw.serialize(); // statements on the writer connection run strictly in order (see writer.ts)
+  // Pages freed by expiry can go back to the file system (storage/expire.ts, incremental_vacuum).
+  // This takes only on a database with no table yet, and only before journal_mode = WAL (tried:
+  // after it, a new file stays at NONE); an older database keeps NONE and reuses its free pages.
+  await w.exec("PRAGMA auto_vacuum = INCREMENTAL");
+  await w.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"};
+    PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -8000; PRAGMA wal_autocheckpoint = 4000;`);
 }

@@ -144,6 +144,27 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE groups ADD COLUMN origin TEXT NOT NULL DEFAULT 'config';
   ALTER TABLE groups ADD COLUMN removed INTEGER;
   `,
+  // 9: cancels (RFC 5537 §5.3) that came before their target, with the
+  // Cancel-Key they carried (RFC 8315), so that the target is refused when it
+  // comes only if the key opens its Cancel-Lock (storage/cancel.ts); and posts
+  // to moderated groups kept for the moderator when no mail can take them
+  // (RFC 5537 §3.5.1; relay/moderation.ts).
+  `
+  CREATE TABLE cancels (
+    target TEXT PRIMARY KEY,
+    cancel_key TEXT NOT NULL,
+    by_msgid TEXT NOT NULL,
+    at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE held (
+    id INTEGER PRIMARY KEY,
+    newsgroup TEXT NOT NULL,
+    msgid TEXT NOT NULL,
+    received INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    data BLOB NOT NULL
+  );
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number> {

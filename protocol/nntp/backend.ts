@@ -12,12 +12,31 @@ export interface Permissions {
   /** The configured peer this client is, if any: articles are never offered back to it. */
   peer?: string;
   why?: string;
+  /** Groups this client may read (listed, selected, read by Message-ID); every group when absent. */
+  readable?: (group: string) => boolean;
+  /** Groups this client may post to; every group when absent. */
+  postable?: (group: string) => boolean;
+  /** Before login: the rules want a login before anything (RFC 4643 §2.2: 480). */
+  authRequired?: boolean;
+  /** Before login: what some user logging in from here may do that this client may not; refused with 480, not 502/440. */
+  afterLogin?: { read: boolean; post: boolean; transit: boolean };
+}
+
+/** Logging in (RFC 4643): AUTHINFO USER/PASS and SASL PLAIN. */
+export interface Authenticator {
+  /** AUTHINFO is allowed over a connection without TLS (auth.allow_plaintext); otherwise 483 there. */
+  readonly plaintext: boolean;
+  /** Whether the password is the user's; a false comes only after the address's growing delay. */
+  check(client: string, user: string, password: string): Promise<boolean>;
 }
 
 export interface NntpBackend {
   readonly pathhost: string;
   readonly implementation: string;
-  permissions(client: string): Permissions;
+  /** What the client may do, before login or as the user it logged in as. */
+  permissions(client: string, user?: string): Permissions;
+  /** Logins; without it AUTHINFO is not offered. */
+  readonly auth?: Authenticator;
   group(name: string): Group | undefined;
   groups(): Group[];
   readonly articles: Articles;
@@ -28,4 +47,9 @@ export interface NntpBackend {
   release(msgid: string, owner: object): void;
   releaseAll(owner: object): void;
   ingest(raw: Buffer, source: Source): Promise<Outcome>;
+  /**
+   * Counts a POST against the node's hourly limit for its user, or its address
+   * before login; returns the reason for a 441 when the limit is reached.
+   */
+  takePost?(who: { user?: string; client: string; transit: boolean }): string | undefined;
 }

@@ -19,6 +19,7 @@
 // tick go out together: the socket is corked on the first and uncorked on the
 // next tick (one writev for a window of CHECKs).
 import net from "node:net";
+import tls from "node:tls";
 import { stuffBlock } from "./reply.js";
 
 /** Longest reply line buffered by default; a peer that sends more without CRLF is cut off, not kept in memory. */
@@ -38,7 +39,19 @@ function crlf(b: Buffer, from: number): number {
   return -1;
 }
 
+/** TLS towards the server, its certificate verified (RFC 8143). */
+export interface ClientTls {
+  /** "implicit": TLS from the first byte (nntps); "starttls": after the greeting, by startTls() (RFC 4642). */
+  mode: "implicit" | "starttls";
+  /** PEM certificates to trust instead of the system's CAs (a private CA, or the server's self-signed certificate). */
+  ca?: string | Buffer;
+  /** The name the server's certificate must carry, also sent as SNI; default: the host connected to. */
+  servername?: string;
+}
+
 export interface ClientOptions {
+  /** TLS at once (mode "implicit"); with "starttls", call startTls() after the greeting. */
+  tls?: ClientTls;
   /** Local address to connect from. */
   localAddress?: string;
   /** Milliseconds to wait for the TCP connection (default 10 s). */
@@ -121,6 +134,23 @@ function unstuff(b: Buffer, start: number, end: number): Buffer {
   return Buffer.concat(parts);
 }
 
+/** Options for tls.connect that verify the server's certificate against `o` (an IP address is checked, never sent as SNI). */
+function tlsOptions(host: string, o: ClientTls): tls.ConnectionOptions {
+  const name = o.servername || host;
+  return {
+    ca: o.ca,
+    servername: net.isIP(name) ? undefined : name,
+    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(name, cert),
+    minVersion: "TLSv1.2",
+  };
+}
+
+/** An error of the TLS handshake said in words: a certificate that does not verify is named as such. */
+function tlsError(host: string, port: number, e: Error & { code?: string }): Error {
+  const cert = /CERT|SIGNATURE|ISSUER|HOSTNAME|ALTNAME/.test(e.code ?? "");
+  return new Error(cert ? `TLS: the certificate of ${host}:${port} does not verify: ${e.message}` : `TLS with ${host}:${port} failed: ${e.message}`);
+}
+
 export class NntpClient {
   /** Set once the connection is gone (closed by either side, or failed). */
   closed = false;
@@ -149,39 +179,96 @@ export class NntpClient {
   readonly #cork: boolean;
   readonly #timeoutMs: number;
 
+  /** The socket read and written: after startTls(), the TLS socket on top of the first one. */
+  socket: net.Socket;
+  readonly #host: string;
+  readonly #port: number;
+
   private constructor(
-    readonly socket: net.Socket,
+    socket: net.Socket,
     opts: ClientOptions,
+    host = "",
+    port = 0,
   ) {
+    this.socket = socket;
+    this.#host = host;
+    this.#port = port;
     this.#maxLine = opts.maxLine ?? MAX_REPLY_LINE;
     this.#cork = opts.cork ?? true;
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
     socket.setNoDelay(opts.noDelay ?? true);
-    socket.on("data", (d: Buffer) => this.#data(d));
+    socket.on("data", this.#onData);
     socket.on("error", (e) => this.#gone(e));
     socket.on("close", () => this.#gone());
   }
 
-  /** Opens a TCP connection; the greeting is the first line() (or use open()). */
+  #onData = (d: Buffer): void => this.#data(d);
+
+  /** The connection is TLS (implicit, or after startTls()). */
+  get encrypted(): boolean {
+    return this.socket instanceof tls.TLSSocket;
+  }
+
+  /** Opens a TCP connection (a TLS one with tls.mode "implicit"); the greeting is the first line() (or use open()). */
   static connect(host: string, port: number, o: ClientOptions = {}): Promise<NntpClient> {
     const timeoutMs = o.connectTimeoutMs ?? 10_000;
+    const implicit = o.tls?.mode === "implicit";
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host, port, localAddress: o.localAddress });
+      const s = implicit ? tls.connect({ host, port, localAddress: o.localAddress, ...tlsOptions(host, o.tls!) } as tls.ConnectionOptions) : net.connect({ host, port, localAddress: o.localAddress });
       const t = setTimeout(() => {
         s.destroy();
         reject(new Error(`connect to ${host}:${port} timed out`));
       }, timeoutMs);
-      s.once("connect", () => {
+      s.once(implicit ? "secureConnect" : "connect", () => {
         clearTimeout(t);
         s.removeListener("error", failed);
-        resolve(new NntpClient(s, o));
+        resolve(new NntpClient(s, o, host, port));
       });
       const failed = (e: Error) => {
         clearTimeout(t);
-        reject(e);
+        reject(implicit ? tlsError(host, port, e) : e);
       };
       s.once("error", failed);
     });
+  }
+
+  /**
+   * STARTTLS (RFC 4642 §2.2.2), after the greeting and before anything else
+   * is pipelined: sends it, and on 382 runs the handshake on the same socket,
+   * verifying the server's certificate. Anything else is an error and nothing
+   * more should be sent in plain text. Afterwards ask CAPABILITIES again.
+   */
+  async startTls(o: ClientTls, timeoutMs?: number): Promise<void> {
+    const r = await this.command("STARTTLS", timeoutMs);
+    if (!r.startsWith("382")) throw new Error(`TLS: ${this.#host}:${this.#port} answered STARTTLS with: ${r}`);
+    // the server must say nothing after 382 until the handshake: bytes here would be a man in the middle's
+    const early = this.#binary ? this.#bin.length - this.#at : this.#str.length - this.#at;
+    if (early > 0) {
+      this.destroy();
+      throw new Error(`TLS: ${this.#host}:${this.#port} sent ${early} bytes in plain text after 382`);
+    }
+    const raw = this.socket;
+    raw.off("data", this.#onData);
+    const t = tls.connect({ socket: raw, ...tlsOptions(this.#host, o) });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${(timeoutMs ?? this.#timeoutMs) / 1000} s`)), timeoutMs ?? this.#timeoutMs);
+      const fail = (e: Error) => {
+        clearTimeout(timer);
+        t.destroy();
+        reject(tlsError(this.#host, this.#port, e));
+      };
+      t.once("error", fail);
+      t.once("secureConnect", () => {
+        clearTimeout(timer);
+        t.off("error", fail);
+        resolve();
+      });
+    });
+    this.socket = t;
+    t.setNoDelay(true);
+    t.on("data", this.#onData);
+    t.on("error", (e) => this.#gone(e));
+    t.on("close", () => this.#gone());
   }
 
   /** Connects and reads the greeting. */

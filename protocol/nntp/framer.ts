@@ -41,6 +41,7 @@ export class Framer {
   #lineStart = true;
   #inCallback = false;
   #resumed = false;
+  #framed = 0;
 
   constructor(private readonly sink: FramerSink, private readonly limits: FramerLimits) {}
 
@@ -51,6 +52,41 @@ export class Framer {
   /** Bytes received and not yet framed (a partial line, or everything after a POST/IHAVE awaiting its verdict). */
   get heldBytes(): number {
     return this.#heldBytes;
+  }
+
+  /** Command lines (too long ones included) and blocks framed so far: when it moves, a new one has begun. */
+  get framed(): number {
+    return this.#framed;
+  }
+
+  /**
+   * What the client is in the middle of sending: part of a command line, part
+   * of a block, or nothing. Bytes held in "wait" are not counted: the server
+   * owes the next move (340/335 or a refusal), not the client.
+   */
+  get receiving(): "line" | "block" | undefined {
+    if (this.#mode === "line") return this.#heldBytes > 0 || this.#discarding ? "line" : undefined;
+    if (this.#mode === "block") return this.#size > 0 || this.#heldBytes > 0 ? "block" : undefined;
+    return undefined;
+  }
+
+  /** Octets of the block being received so far, after unstuffing (those past the size bound included). */
+  get blockOctets(): number {
+    return this.#mode === "block" ? this.#size : 0;
+  }
+
+  /**
+   * Drops every byte received and not yet framed; returns how many. STARTTLS
+   * (RFC 4642 §2.2.2): what a client sent after the command in plain text is
+   * never run once the connection is encrypted.
+   */
+  discardHeld(): number {
+    const n = this.#heldBytes;
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.#discarding = false;
+    this.#discarded = 0;
+    return n;
   }
 
   /** Leaves the "wait" mode (after a 340/335 or a refusal) and frames what was held. */
@@ -122,18 +158,21 @@ export class Framer {
         this.#discarding = false;
         this.#discarded = 0;
         at = lf + 1;
+        this.#framed++;
         this.#setMode(this.sink.lineTooLong(octets));
         continue;
       }
       const octets = lf + 1 - at;
       if (octets > this.limits.maxLine) {
         at = lf + 1;
+        this.#framed++;
         this.#setMode(this.sink.lineTooLong(octets));
         continue;
       }
       const end = lf > at && chunk[lf - 1] === CR ? lf - 1 : lf;
       const text = chunk.toString("utf8", at, end);
       at = lf + 1;
+      this.#framed++;
       this.#inCallback = true;
       this.#resumed = false;
       let next: Mode;
@@ -213,7 +252,9 @@ export class Framer {
     const size = this.#size;
     const data = tooBig ? Buffer.alloc(0) : Buffer.concat(this.#parts, size);
     this.#parts = [];
+    this.#size = 0;
     this.#mode = "line";
+    this.#framed++;
     this.#setMode(this.sink.block(data, size, tooBig));
     return next;
   }

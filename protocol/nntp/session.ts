@@ -31,6 +31,13 @@ export interface SessionIo {
   pause(): void;
   resume(): void;
   log(level: "trace" | "debug" | "info" | "warn" | "error", obj: object, msg: string): void;
+  /**
+   * STARTTLS (RFC 4642), present when the connection can be upgraded: writes
+   * `reply` (382) in plain text after everything before it, calls `onWrapped`
+   * once no plain-text byte can reach the session any more, and resolves when
+   * the handshake is done; rejects, with the connection closed, if it failed.
+   */
+  startTls?(reply: string, onWrapped: () => void): Promise<void>;
   /** Whether command and reply lines are logged. */
   readonly tracing: boolean;
 }
@@ -67,6 +74,8 @@ export class Session {
   secure = false;
   /** The user this session authenticated as (RFC 4643), if any. */
   user: string | undefined;
+  /** A handler that takes the client's next line as data, not as a command (AUTHINFO SASL after 383, RFC 4643 §2.4). */
+  nextLine: ((line: string) => void) | undefined;
   /** Command lines received, and articles sent to us (for status and limits). */
   readonly counts = { commands: 0, articles: 0 };
   group: Group | undefined;
@@ -107,6 +116,7 @@ export class Session {
       {
         line: (t) => this.#onLine(t),
         lineTooLong: (n) => {
+          if (this.nextLine) return this.#onLine(""); // the awaited response is answered (not base64), not left hanging
           this.#enqueue(false, false, () => status(C.SYNTAX, `Line too long (${n} > ${this.limits.maxLine} octets)`));
           return "line";
         },
@@ -137,7 +147,10 @@ export class Session {
   }
 
   greeting(): string {
-    if (!this.perms.read && !this.perms.transit) return status(C.DENIED, `Access denied to ${this.client}`);
+    // a client that must log in first is greeted, so that it can (RFC 4643 §2.2: then 480)
+    const login = !!this.backend.auth && (this.perms.authRequired || this.perms.afterLogin?.read);
+    if (!this.perms.read && !this.perms.transit && !login) return status(C.DENIED, `Access denied to ${this.client}`);
+    if (this.perms.authRequired) return status(C.NO_POSTING, `${this.backend.pathhost} tidings NNTP service ready (authentication required)`);
     return this.perms.post
       ? status(C.POSTING_OK, `${this.backend.pathhost} tidings NNTP service ready (posting ok)`)
       : status(C.NO_POSTING, `${this.backend.pathhost} tidings NNTP service ready (no posting)`);
@@ -199,8 +212,15 @@ export class Session {
   }
 
   #onLine(text: string): Mode {
+    const taker = this.nextLine;
+    if (taker) {
+      this.nextLine = undefined;
+      taker(text);
+      return "line";
+    }
     this.counts.commands++;
-    if (this.io.tracing) this.io.log("trace", { line: text.slice(0, 200) }, "command");
+    // a password never reaches the log
+    if (this.io.tracing) this.io.log("trace", { line: /^\s*authinfo\s+(pass|sasl)\b/i.test(text) ? "AUTHINFO (credentials hidden)" : text.slice(0, 200) }, "command");
     const line = text.trim();
     if (line.length === 0) {
       this.#enqueue(false, false, () => status(C.UNKNOWN, "Empty command"));
@@ -219,7 +239,7 @@ export class Session {
     const concurrent = typeof cmd.concurrent === "function" ? cmd.concurrent(args) : !!cmd.concurrent;
     const heavy = typeof cmd.heavy === "function" ? cmd.heavy(args) : !!cmd.heavy;
     const seq = ++this.#seq;
-    const slot = this.#enqueue(!concurrent, heavy, () => ((this.runningSeq = seq), cmd.run(this, args, verb)), next === "wait");
+    const slot = this.#enqueue(!concurrent, heavy, () => ((this.runningSeq = seq), cmd.run(this, args, verb, line)), next === "wait");
     // if the command started and decided at once, resumeFramer() has already run
     if (next === "wait" && this.#framerHolder !== slot) return this.framer.mode;
     return next;

@@ -10,7 +10,8 @@ import type { Storage } from "../../storage/database.js";
 import type { BacklogRow } from "../../storage/backlog.js";
 import { stuffBlock } from "../../protocol/nntp/reply.js";
 import { NNTP, backoffMs, nntpDisposition, type Disposition } from "../outbound/dispositions.js";
-import { NntpClient as NntpConnection } from "../../protocol/nntp/client.js";
+import { NntpClient as NntpConnection, type ClientTls } from "../../protocol/nntp/client.js";
+import { RefusalLog } from "../refusals.js";
 
 export interface FeedPeer {
   id: number;
@@ -21,6 +22,8 @@ export interface FeedPeer {
   connections: number;
   window: number;
   maxBacklogAge: number; // seconds
+  /** TLS to the peer, its certificate verified (implicit, or STARTTLS after the greeting); none: plain text. */
+  tls?: ClientTls;
 }
 
 export interface FeedTiming {
@@ -44,15 +47,28 @@ export interface FeedStats {
   bytesSent: number;
   lastError: string | null;
   lastErrorAt: number | null;
+  /** Since when no connection is up (since the feed started, or since the last one closed); null while connected. */
+  disconnectedSince: number | null;
+  /** The last article the peer refused for itself (437, 439), with its reply: the reason is the peer's to give. */
+  lastRefusal: { reply: string; at: number } | null;
+  /** Those refusals by kind (relay/refusals.ts). */
+  refusals: Record<string, number>;
+}
+
+/** Kinds of refusal counted one by one in the figures; the rest go under "other reasons". */
+const REFUSAL_KINDS = 20;
+
+export function emptyFeedStats(): FeedStats {
+  return {
+    connected: 0, connectedSince: null, mode: null, offered: 0, accepted: 0, refused: 0, rejected: 0,
+    deferred: 0, dropped: 0, bytesSent: 0, lastError: null, lastErrorAt: null, disconnectedSince: null, lastRefusal: null, refusals: {},
+  };
 }
 
 const FETCH = 1000;
 
 export class PeerFeed {
-  readonly stats: FeedStats = {
-    connected: 0, connectedSince: null, mode: null, offered: 0, accepted: 0, refused: 0, rejected: 0,
-    deferred: 0, dropped: 0, bytesSent: 0, lastError: null, lastErrorAt: null,
-  };
+  readonly stats: FeedStats = { ...emptyFeedStats(), disconnectedSince: Date.now() };
   #queue: BacklogRow[] = [];
   #inFlight = new Set<number>();
   #deferred = new Map<number, { row: BacklogRow; at: number }>();
@@ -68,13 +84,16 @@ export class PeerFeed {
   #conns = new Set<NntpConnection>();
   #loops: Promise<void>[] = [];
   #deferTimer: NodeJS.Timeout | null = null;
+  #refusals: RefusalLog;
 
   constructor(
     readonly peer: FeedPeer,
     private readonly storage: Storage,
     private readonly timing: FeedTiming,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.#refusals = new RefusalLog(log, "peer refused an article");
+  }
 
   start(): void {
     for (let i = 0; i < this.peer.connections; i++) this.#loops.push(this.#run(i));
@@ -87,6 +106,7 @@ export class PeerFeed {
     if (this.#deferTimer) clearTimeout(this.#deferTimer);
     await Promise.allSettled(this.#loops);
     await this.#flushDone();
+    this.#refusals.stop();
   }
 
   /**
@@ -199,13 +219,27 @@ export class PeerFeed {
     }
   }
 
-  /** The peer's final word on an article: offered again later (retry), or its backlog row goes. */
-  #answered(row: BacklogRow, d: Disposition): void {
+  /** The peer's final word on an article (its reply line): offered again later (retry), or its backlog row goes. */
+  #answered(row: BacklogRow, d: Disposition, reply: string): void {
     if (d === "retry") return this.#defer(row);
     if (d === "done") this.stats.accepted++;
-    else if (d === "refused") this.stats.refused++;
-    else this.stats.rejected++;
+    else if (d === "refused") this.stats.refused++; // 438, 435: it has the article already, the everyday case in a flood
+    else this.#rejected(reply);
     this.#markDone(row.article);
+  }
+
+  /**
+   * The peer refused the article itself (437, 439): only its reply says why
+   * (a Path loop, a bad header), so the reply is logged, once per kind with
+   * counts, and kept for status.
+   */
+  #rejected(reply: string): void {
+    this.stats.rejected++;
+    this.stats.lastRefusal = { reply, at: Date.now() };
+    let kind = this.#refusals.event(this.peer.name, reply, { peer: this.peer.name });
+    const kinds = this.stats.refusals;
+    if (!(kind in kinds) && Object.keys(kinds).length >= REFUSAL_KINDS) kind = "other reasons";
+    kinds[kind] = (kinds[kind] ?? 0) + 1;
   }
 
   #defer(row: BacklogRow): void {
@@ -234,14 +268,17 @@ export class PeerFeed {
   async #run(index: number): Promise<void> {
     let failures = 0; // since the last connection that worked
     const log = this.log.child({ conn: index });
+    let lastWhy: string | undefined;
     while (!this.#stopped) {
       let conn: NntpConnection | undefined;
       const mine = new Set<BacklogRow>();
       try {
-        conn = await NntpConnection.connect(this.peer.host, this.peer.port);
+        conn = await NntpConnection.connect(this.peer.host, this.peer.port, { tls: this.peer.tls });
         this.#conns.add(conn);
         const greeting = await conn.line();
         if (!/^20[01]/.test(greeting)) throw new Error(`greeting: ${greeting}`);
+        // never a word in plain text when TLS is asked for: a refused STARTTLS or a certificate that does not verify ends here
+        if (this.peer.tls?.mode === "starttls") await conn.startTls(this.peer.tls);
         let streaming = false;
         if (this.peer.streaming) {
           const r = await conn.command("MODE STREAM");
@@ -250,21 +287,29 @@ export class PeerFeed {
         }
         this.stats.connected++;
         this.stats.connectedSince ??= Date.now();
+        this.stats.disconnectedSince = null;
         this.stats.mode = streaming ? "streaming" : "ihave";
-        log.info({ mode: this.stats.mode }, "connected to peer");
+        log.info({ mode: this.stats.mode, tls: conn.encrypted }, "connected to peer");
         failures = 0;
+        lastWhy = undefined;
         if (streaming) await this.#stream(conn, mine);
         else await this.#ihave(conn, mine);
       } catch (err) {
         if (!this.#stopped) {
           this.#error(err);
-          log.warn({ err: String((err as Error).message ?? err), failures: failures + 1 }, "feed connection failed");
+          const why = String((err as Error).message ?? err);
+          // the same failure at every retry (a peer down, a certificate that does not verify) is logged once; status keeps it
+          if (why !== lastWhy) log.warn({ err: why, failures: failures + 1 }, "feed connection failed");
+          lastWhy = why;
         }
       } finally {
         if (conn) {
           if (this.#conns.delete(conn)) {
             this.stats.connected = Math.max(0, this.stats.connected - 1);
-            if (this.stats.connected === 0) this.stats.connectedSince = null;
+            if (this.stats.connected === 0) {
+              this.stats.connectedSince = null;
+              this.stats.disconnectedSince = Date.now();
+            }
           }
           conn.close();
         }
@@ -276,15 +321,31 @@ export class PeerFeed {
       }
       if (this.#stopped) break;
       // reconnect_min doubled per failure up to reconnect_max, ±50% so that feeds cut together do not return together
+      const kicks = this.#kicks;
       await this.#sleepUntilStopped(backoffMs(failures++, this.timing.reconnectMin, this.timing.reconnectMax, 0.5));
+      if (this.#kicks !== kicks) failures = 0;
     }
   }
 
+  /**
+   * `tidings peer kick` (INN's `ctlinnd flush`): a connection waiting out its
+   * backoff reconnects now, from the shortest backoff again, and articles the
+   * peer deferred are offered again now.
+   */
+  kick(): void {
+    this.#kicks++;
+    for (const d of this.#deferred.values()) d.at = 0;
+    this.wake();
+  }
+
+  #kicks = 0;
+
   #sleepUntilStopped(ms: number): Promise<void> {
+    const kicks = this.#kicks;
     return new Promise((resolve) => {
       const t = setTimeout(resolve, ms);
       const w = () => {
-        if (this.#stopped) {
+        if (this.#stopped || this.#kicks !== kicks) {
           clearTimeout(t);
           resolve();
         } else this.#wakers.push(w);
@@ -402,7 +463,7 @@ export class PeerFeed {
           return;
         }
         settle(row);
-        this.#answered(row, d);
+        this.#answered(row, d, line);
         // 400: the peer is going away; what it deferred is offered again after the reconnection
         if (line.startsWith("400")) return finish(new Error(`peer: ${line}`));
         void fill();
@@ -433,16 +494,16 @@ export class PeerFeed {
         continue;
       }
       this.stats.offered++;
-      const r = await conn.command(`IHAVE ${a.msgid}`);
+      let r = await conn.command(`IHAVE ${a.msgid}`);
       let d = nntpDisposition(NNTP.IHAVE, r);
       if (d === "send") {
         this.stats.bytesSent += a.data.length;
         conn.write(stuffBlock(a.data));
-        const f = await conn.line(120_000);
-        d = nntpDisposition(NNTP.IHAVE_TRANSFER, f);
+        r = await conn.line(120_000);
+        d = nntpDisposition(NNTP.IHAVE_TRANSFER, r);
         if (d === undefined) {
           release();
-          throw new Error(`IHAVE transfer answered: ${f}`);
+          throw new Error(`IHAVE transfer answered: ${r}`);
         }
       }
       release();
@@ -450,7 +511,7 @@ export class PeerFeed {
         this.#queue.unshift(row);
         throw new Error(`IHAVE answered: ${r}`);
       }
-      this.#answered(row, d);
+      this.#answered(row, d, r);
     }
   }
 }

@@ -3,7 +3,7 @@
 // Received header (§4.4), then the shared submit paths: mail for a group's
 // address becomes an article (ingest, origin "mail"), the rest is queued
 // (storage/mail-queue.ts). The 250 is sent only after the commit.
-import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
+import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -15,6 +15,7 @@ import type { MailQueue } from "../../storage/mail-queue.js";
 import { WriterBusy } from "../../storage/group-commit.js";
 import { isTransient } from "../../storage/sqlite.js";
 import type { Ingest, Outcome } from "../ingest.js";
+import { Admission, type Occupant } from "../admission.js";
 import { hopName, mailToArticle } from "./gateway.js";
 import { headerText, messageIdOf, receivedCount } from "../../protocol/mail/fields.js";
 
@@ -33,6 +34,12 @@ export interface SmtpOptions {
   routes: (RoutePattern & { nextHop: string })[];
   /** Group address, as configured → group name. */
   gateways: Map<string, string>;
+  /**
+   * SMTP AUTH PLAIN and LOGIN (RFC 4954) against the node's users
+   * (relay/login.ts); a client that logged in may relay as smtp.relay_from
+   * allows. plaintext(): auth.allow_plaintext, read at each AUTH.
+   */
+  auth?: { check(client: string, user: string, password: string): Promise<boolean>; plaintext(): boolean };
 }
 
 /** What RCPT decided for each accepted recipient of a transaction. */
@@ -86,6 +93,20 @@ Connection.init = function (this: Conn) {
   });
 };
 
+// RFC 4954 §4: AUTH over a connection without TLS, where auth.allow_plaintext
+// (allowInsecureAuth) does not allow it, is refused before any name or
+// password is asked for. smtp-server checks this only where it offers
+// STARTTLS, and then with 5.7.0; the rule here holds either way, as 538 5.7.11.
+type AuthConn = { secure: boolean; _server: { options: { allowInsecureAuth?: boolean } } };
+const handlerAuth = (SMTPConnection.prototype as unknown as { handler_AUTH(this: AuthConn, command: Buffer, cb: () => void): void }).handler_AUTH;
+(SMTPConnection.prototype as unknown as { handler_AUTH(this: AuthConn, command: Buffer, cb: () => void): void }).handler_AUTH = function (this: AuthConn, command: Buffer, cb: () => void) {
+  if (!this.secure && !this._server.options.allowInsecureAuth) {
+    Connection.send.call(this as unknown as Conn, 538, "5.7.11 Encryption required for requested authentication mechanism");
+    return cb();
+  }
+  return handlerAuth.call(this, command, cb);
+};
+
 /** An error whose text smtp-server sends after the reply code. */
 function reply(code: number, text: string): Error & { responseCode: number } {
   return Object.assign(new Error(text), { responseCode: code });
@@ -94,8 +115,9 @@ function reply(code: number, text: string): Error & { responseCode: number } {
 export class SmtpServer {
   readonly server: SMTPServer;
   #trusted: AddressList;
-  #perClient = new Map<string, number>();
-  #open = 0;
+  /** Per-address shares of the cap, with room kept for new addresses, as for NNTP (relay/admission.ts); no idle eviction here. */
+  #admission: Admission<Occupant>;
+  #occupants = new WeakMap<SMTPServerSession, Occupant>();
   #rcpts = new WeakMap<SMTPServerSession, Rcpt[]>();
   #gatewayAddresses: string[];
   readonly counts = { connections: 0, refusedConnections: 0, messages: 0, refusedRcpts: 0, refusedMessages: 0 };
@@ -107,6 +129,8 @@ export class SmtpServer {
     private readonly log: Logger,
   ) {
     this.#trusted = new AddressList(opts.relayFrom);
+    // the NNTP side's default reserve (nntp.reserved_connections), at most a quarter of the cap
+    this.#admission = new Admission({ maxConnections: opts.maxConnections, maxPerClient: opts.maxPerClient, reservedForNew: 16, evictIdleAfter: Infinity }, () => ({ busy: false, peer: false }));
     this.#gatewayAddresses = [...opts.gateways.keys()];
     const tls = opts.tlsCert && opts.tlsKey ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined;
     this.server = new SMTPServer({
@@ -114,8 +138,14 @@ export class SmtpServer {
       banner: "tidings ESMTP",
       size: opts.maxMessageBytes,
       authOptional: true,
-      // SMTP AUTH comes with users (the issue about running in the open)
-      disabledCommands: tls ? ["AUTH"] : ["AUTH", "STARTTLS"],
+      disabledCommands: [...(opts.auth ? [] : ["AUTH"]), ...(tls ? [] : ["STARTTLS"])],
+      authMethods: ["PLAIN", "LOGIN"],
+      // smtp-server's own TLS rule (538 before STARTTLS), read at each AUTH so that it follows
+      // auth.allow_plaintext after a reload; #auth applies the same rule where no STARTTLS is offered
+      get allowInsecureAuth() {
+        return opts.auth?.plaintext() ?? false;
+      },
+      onAuth: (auth, session, cb) => this.#auth(auth, session, cb),
       hideSTARTTLS: !tls,
       ...(tls ?? {}),
       hideENHANCEDSTATUSCODES: false,
@@ -151,32 +181,46 @@ export class SmtpServer {
   }
 
   get connections(): number {
-    return this.#open;
+    return this.#admission.open;
   }
 
   #connect(session: SMTPServerSession, cb: (err?: Error) => void): void {
     const client = session.remoteAddress;
-    const count = this.#perClient.get(client) ?? 0;
-    if (this.#open >= this.opts.maxConnections || count >= this.opts.maxPerClient) {
+    const v = this.#admission.decide(client, []);
+    if (!v.admit) {
       this.counts.refusedConnections++;
       // RFC 5321 §3.8: 421 and close when the service cannot take the client now
-      const why = this.#open >= this.opts.maxConnections ? "Too many connections" : `Too many connections from ${client}`;
-      (session as { refused?: boolean }).refused = true;
+      const why = v.cause === "full" ? "Too many connections" : v.cause === "per-address" ? `Too many connections from ${client}` : `Too many connections from ${client} while the server is busy`;
       return cb(reply(421, `4.7.0 ${why}; try again later`));
     }
-    this.#open++;
+    const o = { client, lastInput: 0 };
+    this.#occupants.set(session, o);
+    this.#admission.enter(o);
     this.counts.connections++;
-    this.#perClient.set(client, count + 1);
     cb();
   }
 
   #closed(session: SMTPServerSession): void {
-    if ((session as { refused?: boolean }).refused) return;
-    const client = session.remoteAddress;
-    this.#open--;
-    const n = (this.#perClient.get(client) ?? 1) - 1;
-    if (n <= 0) this.#perClient.delete(client);
-    else this.#perClient.set(client, n);
+    const o = this.#occupants.get(session);
+    if (o) this.#admission.leave(o);
+  }
+
+  /** SMTP AUTH (RFC 4954): the node's users, the same TLS rule and failure delay as NNTP's AUTHINFO. */
+  #auth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): void {
+    const a = this.opts.auth!;
+    // RFC 4954 §4: no password over a connection without TLS unless auth.allow_plaintext says so
+    if (!session.secure && !a.plaintext()) return cb(reply(538, "5.7.11 Encryption required for requested authentication mechanism"));
+    // RFC 4616: acting as another user (an authzid other than the authcid) is not offered
+    if (auth.method === "PLAIN" && auth.authcid && auth.authzid && auth.authzid !== auth.authcid) {
+      return cb(reply(535, "5.7.8 Authentication credentials invalid"));
+    }
+    a.check(session.remoteAddress, auth.username ?? "", auth.password ?? "").then(
+      (ok) => (ok ? cb(null, { user: auth.username }) : cb(reply(535, "5.7.8 Authentication credentials invalid"))),
+      (err) => {
+        this.log.error({ err, client: session.remoteAddress }, "login check failed");
+        cb(reply(454, "4.7.0 Temporary authentication failure"));
+      },
+    );
   }
 
   #mailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error) => void): void {
@@ -197,7 +241,8 @@ export class SmtpServer {
       // RFC 5321 §4.5.3.1.10: 452 for too many recipients; the client sends the rest later
       return cb(reply(452, `4.5.3 Too many recipients (at most ${this.opts.maxRecipients} a message)`));
     }
-    const trusted = this.#trusted.has(session.remoteAddress);
+    // a client that logged in (SMTP AUTH) relays as an address in smtp.relay_from does
+    const trusted = this.#trusted.has(session.remoteAddress) || !!session.user;
     const v = rcptVerdict(address.address, { routes: this.opts.routes, gatewayAddresses: this.#gatewayAddresses, trusted });
     if (!v.ok) {
       this.counts.refusedRcpts++;
@@ -306,6 +351,7 @@ export class SmtpServer {
     // RFC 6531 §3.7.3: UTF8SMTP(S) when SMTPUTF8 was used; RFC 3848: ESMTP, ESMTPS
     let proto = smtputf8 ? "UTF8SMTP" : esmtp ? "ESMTP" : "SMTP";
     if (session.secure) proto += "S";
+    if (session.user) proto += "A"; // RFC 3848: ESMTPA, ESMTPSA
     const addr = session.remoteAddress.includes(":") ? `IPv6:${session.remoteAddress}` : session.remoteAddress;
     const rcpt = rcpts.length === 1 ? `\r\n\tfor <${rcpts[0].address}>` : "";
     return `Received: from ${helo} ([${addr}])\r\n\tby ${this.opts.hostname} (tidings) with ${proto}${rcpt};\r\n\t${formatDateHeader(Date.now())}\r\n`;

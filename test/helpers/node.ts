@@ -23,6 +23,12 @@ export class TestNode {
   stderr = "";
   /** The SMTP listener's port, or 0 when it is off. */
   smtpPort = 0;
+  /** The HTTP listener's port (/metrics), or 0 when it is off. */
+  httpPort = 0;
+  /** The implicit-TLS (nntps) listener's port, or 0 when it is off. */
+  nntpsPort = 0;
+  /** The node's path identity, as its ready line names it (configured, or made by the node). */
+  pathhost = "";
   constructor(readonly proc: ChildProcess, readonly port: number, readonly dataDir: string, readonly ownsDir: boolean) {}
 
   get pid(): number {
@@ -58,6 +64,8 @@ export async function startNode(opts: StartOptions = {}): Promise<TestNode> {
   const dataDir = opts.dataDir ?? tempDir();
   const args = [...(opts.nodeArgs ?? []), CLI, "serve", "--data", dataDir, "--nntp", "127.0.0.1:0", "--log-level", process.env.TIDINGS_TEST_LOG ?? "warn"];
   if (!opts.args?.includes("--smtp")) args.push("--smtp", "127.0.0.1:0");
+  // many nodes at once: never the fixed default port 8119
+  if (!opts.args?.includes("--http")) args.push("--http", "127.0.0.1:0");
   if (opts.pathhost) args.push("--pathhost", opts.pathhost);
   if (opts.config !== undefined) {
     const file = join(dataDir, "tidings.toml");
@@ -69,14 +77,20 @@ export async function startNode(opts: StartOptions = {}): Promise<TestNode> {
   let stderr = "";
   proc.stderr!.on("data", (d) => (stderr += d));
   let smtpPort = 0;
+  let httpPort = 0;
+  let nntpsPort = 0;
+  let pathhost = "";
   const port = await new Promise<number>((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error(`node did not start in 20 s: ${stderr}`)), 20_000);
     proc.stdout!.on("data", (d) => {
       out += d;
-      const m = /nntp=[^:\s]+:(\d+)/.exec(out);
+      const m = /nntp=[^:\s]+:(\d+)[^\n]*\n/.exec(out); // the whole ready line
       if (m) {
+        pathhost = /pathhost=(\S+)/.exec(out)?.[1] ?? "";
         smtpPort = Number(/smtp=[^\s]+:(\d+)/.exec(out)?.[1] ?? 0);
+        httpPort = Number(/http=[^\s]+:(\d+)/.exec(out)?.[1] ?? 0);
+        nntpsPort = Number(/nntps=[^\s]+:(\d+)/.exec(out)?.[1] ?? 0);
         clearTimeout(timer);
         resolve(Number(m[1]));
       }
@@ -88,6 +102,10 @@ export async function startNode(opts: StartOptions = {}): Promise<TestNode> {
   });
   const node = new TestNode(proc, port, dataDir, ownsDir);
   node.smtpPort = smtpPort;
+  node.httpPort = httpPort;
+  node.nntpsPort = nntpsPort;
+  node.pathhost = pathhost;
+  node.stderr = stderr; // what it logged before its ready line, too
   proc.stderr!.on("data", (d) => (node.stderr += d));
   return node;
 }

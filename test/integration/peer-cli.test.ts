@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { CLI, startNode, tempDir } from "../helpers/node.js";
+import { freePorts } from "../helpers/mesh.js";
 
 function tidings(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 60_000 });
@@ -66,6 +67,31 @@ test("tidings status shows each peer's figures", async () => {
     assert.match(r.out, /backlog 0 articles/);
     assert.match(r.out, /last error: connect ECONNREFUSED/);
   } finally {
+    await node.stop();
+  }
+});
+
+test("status says since when a peer is down, and an error from before the link came back is shown as past", { timeout: 60_000 }, async () => {
+  const [port] = await freePorts(1);
+  const node = await startNode({ config: `[feeds]\nstatus_interval = 0.1\nreconnect_min = 0.1\nreconnect_max = 0.5\n[[peer]]\nname = "later"\nhost = "127.0.0.1"\nport = ${port}\naccept_from = ["127.0.0.1"]\n` });
+  let peer: Awaited<ReturnType<typeof startNode>> | undefined;
+  const statusUntil = async (re: RegExp) => {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const r = tidings("status", "--data", node.dataDir);
+      if (r.code === 0 && re.test(r.out)) return r.out;
+      if (Date.now() > deadline) throw new Error(`status never matched ${re}:\n${r.out}${r.err}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  };
+  try {
+    const down = await statusUntil(/last error: connect ECONNREFUSED/);
+    assert.match(down, /peer later 127\.0\.0\.1:\d+: not connected for \d+ (ms|s) \(since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)/);
+    peer = await startNode({ args: ["--nntp", `127.0.0.1:${port}`] });
+    const up = await statusUntil(/peer later 127\.0\.0\.1:\d+: connected \(streaming\)/);
+    assert.match(up, /last error: none since connected \(before: connect ECONNREFUSED [^,]+, \d+ (ms|s) ago\)/);
+  } finally {
+    await peer?.stop();
     await node.stop();
   }
 });

@@ -44,7 +44,7 @@ async function startInn(peer?: number): Promise<{ dir: string; port: number }> {
 }
 
 async function node(): Promise<TestNode> {
-  const n = await startNode();
+  const n = await startNode({ pathhost: "tidings.local" }); // the name inn-sandbox.sh's newsfeeds entry excludes
   cleanups.push(() => n.stop());
   return n;
 }
@@ -151,6 +151,7 @@ test("tidings and INN peer both ways: posts on either side reach the other, and 
   const innPort = await freePort();
   const dir = tempDir("tidings-inn-both-");
   const tidings = await startNode({
+    pathhost: "tidings.local",
     config: `[feeds]\nreconnect_min = 0.1\nreconnect_max = 1\nstatus_interval = 0.2\n[[peer]]\nname = "inn"\nhost = "127.0.0.1"\nport = ${innPort}\npath_identities = ["inn.test"]\ngroups = "*,!junk,!control*"\naccept_from = ["127.0.0.1"]\n`,
   });
   cleanups.push(() => tidings.stop());

@@ -4,6 +4,8 @@ import { multiline, status } from "../reply.js";
 import { formatNntpDate } from "../../article/date.js";
 import type { Command } from "./types.js";
 import type { Session } from "../session.js";
+import { offersStartTls } from "./starttls.js";
+import { authCapabilities, mustLogin, who } from "./auth.js";
 
 function capabilities(s: Session): string[] {
   const caps = ["VERSION 2", `IMPLEMENTATION ${s.backend.implementation}`];
@@ -12,6 +14,8 @@ function capabilities(s: Session): string[] {
     if (s.perms.post) caps.push("POST");
   }
   if (s.perms.transit) caps.push("IHAVE", "STREAMING");
+  if (offersStartTls(s)) caps.push("STARTTLS");
+  caps.push(...authCapabilities(s));
   return caps;
 }
 
@@ -27,7 +31,7 @@ export const MODE: Command = {
     const what = (args[0] ?? "").toUpperCase();
     if (args.length !== 1) return status(C.SYNTAX, "Usage: MODE READER | MODE STREAM");
     if (what === "READER") {
-      if (!s.perms.read) return status(C.DENIED, `Reading not permitted from ${s.client}`);
+      if (!s.perms.read) return mustLogin(s, "read") ? status(C.AUTH_REQUIRED, "Authentication required") : status(C.DENIED, `Reading not permitted ${who(s)}`);
       return s.perms.post ? status(C.POSTING_OK, "Posting allowed") : status(C.NO_POSTING, "Posting prohibited");
     }
     if (what === "STREAM") {
@@ -51,6 +55,7 @@ export const HELP: Command = {
     multiline(C.HELP, "Commands understood:", [
       "  ARTICLE|HEAD|BODY|STAT [<message-id>|number]",
       "  CAPABILITIES   DATE   HELP   QUIT   MODE READER|STREAM",
+      "  AUTHINFO USER name   AUTHINFO PASS password   AUTHINFO SASL PLAIN [initial-response]",
       "  GROUP group   LISTGROUP [group [range]]   NEXT   LAST",
       "  LIST [ACTIVE|ACTIVE.TIMES|NEWSGROUPS [wildmat]|OVERVIEW.FMT|HEADERS [MSGID|RANGE]]",
       "  NEWGROUPS [yy]yymmdd hhmmss [GMT]   NEWNEWS wildmat [yy]yymmdd hhmmss [GMT]",

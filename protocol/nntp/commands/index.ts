@@ -7,6 +7,8 @@ import { LIST, NEWGROUPS, NEWNEWS } from "./list.js";
 import { HDR, OVER, XPAT } from "./overview.js";
 import { CHECK, IHAVE, TAKETHIS } from "./transit.js";
 import { POST } from "./post.js";
+import { STARTTLS } from "./starttls.js";
+import { AUTHINFO } from "./auth.js";
 
 export type { Command };
 
@@ -17,4 +19,6 @@ export const COMMANDS: Record<string, Command> = {
   LIST, NEWGROUPS, NEWNEWS,
   OVER, XOVER: OVER, HDR, XHDR: HDR, XPAT,
   IHAVE, CHECK, TAKETHIS, POST,
+  STARTTLS,
+  AUTHINFO,
 };

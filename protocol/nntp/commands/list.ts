@@ -3,7 +3,7 @@ import { C } from "../codes.js";
 import { multiline, pagedLines, status } from "../reply.js";
 import { isWildmat, wildmat, wildmatError } from "../../article/wildmat.js";
 import { parseNntpDate } from "../../article/date.js";
-import { readerDenied } from "./select.js";
+import { readable, readerDenied } from "./select.js";
 import type { Command } from "./types.js";
 import type { Session } from "../session.js";
 import type { Group } from "../../../storage/groups.js";
@@ -23,11 +23,13 @@ export function badWildmat(pattern: string, single = false): string | undefined 
 }
 
 function groupsMatching(s: Session, pattern: string | undefined): Group[] | string {
-  if (pattern === undefined) return s.backend.groups();
+  // groups the client may not read are not listed (relay/access-rules.ts)
+  const all = s.perms.readable ? s.backend.groups().filter((g) => readable(s, g.name)) : s.backend.groups();
+  if (pattern === undefined) return all;
   const bad = badWildmat(pattern);
   if (bad) return bad;
   const m = wildmat(pattern);
-  return s.backend.groups().filter((g) => m(g.name));
+  return all.filter((g) => m(g.name));
 }
 
 export const LIST: Command = {
@@ -87,7 +89,7 @@ export const NEWGROUPS: Command = {
     if (denied) return denied;
     const t = since(args);
     if (t === undefined) return status(C.SYNTAX, "Usage: NEWGROUPS [yy]yymmdd hhmmss [GMT]");
-    const gs = s.backend.groups().filter((g) => g.created * 1000 >= t);
+    const gs = s.backend.groups().filter((g) => g.created * 1000 >= t && readable(s, g.name));
     return multiline(C.NEWGROUPS_OK, "List of new newsgroups follows", gs.map(active));
   },
 };
@@ -105,7 +107,7 @@ export const NEWNEWS: Command = {
     return pagedLines(
       C.NEWNEWS_OK, "List of new articles follows", rows, NEWNEWS_PAGE,
       (last) => s.backend.articles.arrivedSince(t, NEWNEWS_PAGE, last),
-      (r) => (r.groups.some(m) ? r.msgid : undefined),
+      (r) => (r.groups.some((g) => m(g) && readable(s, g)) ? r.msgid : undefined),
     );
   },
 };

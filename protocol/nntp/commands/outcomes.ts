@@ -10,7 +10,8 @@ type Table = { [K in Outcome["kind"]]: (o: Extract<Outcome, { kind: K }>, msgid:
 export const ANSWER: { POST: Table; IHAVE: Table; TAKETHIS: Table } = {
   // RFC 3977 §6.3.1: POST has no "try later" code, so a deferral is a 441 whose reason says so
   POST: {
-    accepted: (o) => status(C.POST_OK, `Article received OK ${o.msgid}`),
+    // a post to a moderated group says where it went (INN: "mailed to moderator")
+    accepted: (o) => status(C.POST_OK, o.note ?? `Article received OK ${o.msgid}`),
     duplicate: (o) => status(C.POST_FAILED, `${o.reason} ${o.msgid}`),
     rejected: (o) => status(C.POST_FAILED, o.reason),
     deferred: (o) => status(C.POST_FAILED, o.reason),

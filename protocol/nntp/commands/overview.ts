@@ -5,7 +5,7 @@ import { parseRange, type Range } from "./range.js";
 import { isMessageId } from "../../article/msgid.js";
 import { Headers, parseHeaders, text } from "../../article/headers.js";
 import { pattern } from "../../article/wildmat.js";
-import { readerDenied } from "./select.js";
+import { hiddenArticle, readerDenied } from "./select.js";
 import { badWildmat } from "./list.js";
 import type { Command } from "./types.js";
 import type { Session } from "../session.js";
@@ -43,7 +43,7 @@ export const OVER: Command = {
     const t = target(s, args[0]);
     if (t.kind === "error") return t.reply;
     if (t.kind === "msgid") {
-      const line = await s.backend.articles.overviewLineByMsgid(t.msgid);
+      const line = (await hiddenArticle(s, t.msgid)) ? undefined : await s.backend.articles.overviewLineByMsgid(t.msgid);
       if (line === undefined) return status(C.NO_MSGID, `No such article ${t.msgid}`);
       return multiline(C.OVER_OK, "Overview information follows", [line]);
     }
@@ -86,6 +86,7 @@ async function fieldReply(
   const key = field.toLowerCase();
   const fromOverview = OVERVIEW_HEADER[key];
   if (t.kind === "msgid") {
+    if (await hiddenArticle(s, t.msgid)) return undefined;
     let v: Value;
     if (fromOverview) {
       const row = await s.backend.articles.overviewByMsgid(t.msgid);

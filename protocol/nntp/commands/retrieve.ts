@@ -3,7 +3,7 @@ import { C } from "../codes.js";
 import { status, stuffBlock, type Reply } from "../reply.js";
 import { parseNumber } from "./range.js";
 import { isMessageId } from "../../article/msgid.js";
-import { readerDenied } from "./select.js";
+import { hiddenArticle, readerDenied } from "./select.js";
 import type { Command } from "./types.js";
 import type { StoredArticle } from "../../../storage/articles.js";
 
@@ -36,6 +36,8 @@ function retrieve(part: Part): Command {
       const arg = args[0];
       if (arg !== undefined && arg.startsWith("<")) {
         if (!isMessageId(arg)) return status(C.SYNTAX, `Invalid Message-ID ${arg.slice(0, 80)}`);
+        // in no group this client may read: answered as missing, as GROUP answers for such a group
+        if (await hiddenArticle(s, arg)) return status(C.NO_MSGID, `No such article ${arg}`);
         if (part === "stat") {
           return (await s.backend.articles.exists(arg)) ? status(C.STAT, `0 ${arg}`) : status(C.NO_MSGID, `No such article ${arg}`);
         }

@@ -6,12 +6,35 @@ import { isNewsgroupName } from "../../article/newsgroups.js";
 import type { Command } from "./types.js";
 import type { Session } from "../session.js";
 import type { Group } from "../../../storage/groups.js";
+import { mustLogin, who } from "./auth.js";
 
 /** Article numbers read at a time for LISTGROUP. */
 const NUMBERS_PAGE = 10_000;
 
 export function readerDenied(s: Session): string | undefined {
-  return s.perms.read ? undefined : status(C.DENIED, `Reading not permitted from ${s.client}`);
+  if (s.perms.read) return undefined;
+  // RFC 4643 §2.2: 480 where logging in would allow it, 502 where the rules forbid
+  return mustLogin(s, "read") ? status(C.AUTH_REQUIRED, "Authentication required") : status(C.DENIED, `Reading not permitted ${who(s)}`);
+}
+
+/** Whether the access rules let this client read the group (relay/access-rules.ts). */
+export function readable(s: Session, group: string): boolean {
+  return !s.perms.readable || s.perms.readable(group);
+}
+
+/**
+ * Whether an article asked for by Message-ID is hidden from this client: it
+ * is filed in no group the client may read. Asked only of clients whose
+ * reading is limited to some groups; they get 430, as for a missing article.
+ */
+export async function hiddenArticle(s: Session, msgid: string): Promise<boolean> {
+  if (!s.perms.readable) return false;
+  const row = await s.backend.articles.overviewByMsgid(msgid);
+  if (!row) return false; // missing: the caller answers 430 anyway
+  return !row.xref
+    .split(" ")
+    .slice(1)
+    .some((part) => readable(s, part.slice(0, part.lastIndexOf(":"))));
 }
 
 function summary(g: Group): string {
@@ -30,7 +53,8 @@ export const GROUP: Command = {
     if (denied) return denied;
     if (args.length !== 1 || !isNewsgroupName(args[0])) return status(C.SYNTAX, "Usage: GROUP newsgroup");
     const g = s.backend.group(args[0]);
-    if (!g) return status(C.NO_SUCH_GROUP, `No such newsgroup ${args[0]}`);
+    // a group the client may not read is answered as missing, as INN's nnrpd does: its name is not told to strangers
+    if (!g || !readable(s, g.name)) return status(C.NO_SUCH_GROUP, `No such newsgroup ${args[0]}`);
     select(s, g);
     // the first number filed may have been expired; report the real one
     if (g.count > 0) {
@@ -50,7 +74,7 @@ export const LISTGROUP: Command = {
     if (args.length >= 1) {
       if (!isNewsgroupName(args[0])) return status(C.SYNTAX, "Usage: LISTGROUP [newsgroup [range]]");
       g = s.backend.group(args[0]);
-      if (!g) return status(C.NO_SUCH_GROUP, `No such newsgroup ${args[0]}`);
+      if (!g || !readable(s, g.name)) return status(C.NO_SUCH_GROUP, `No such newsgroup ${args[0]}`);
     }
     if (!g) return status(C.NO_GROUP, "No newsgroup selected");
     const range = args[1] !== undefined ? parseRange(args[1]) : { low: 1, high: Number.MAX_SAFE_INTEGER };

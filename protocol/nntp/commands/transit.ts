@@ -6,9 +6,11 @@ import { isMessageId } from "../../article/msgid.js";
 import type { Command } from "./types.js";
 import { ANSWER, answer } from "./outcomes.js";
 import type { Session } from "../session.js";
+import { mustLogin } from "./auth.js";
 
 function denied(s: Session): string | undefined {
   if (s.perms.transit) return undefined;
+  if (mustLogin(s, "transit")) return status(C.AUTH_REQUIRED, "Authentication required");
   return status(C.DENIED, `Transit not permitted from ${s.client}: ${s.perms.why ?? "not a configured peer"}`);
 }
 

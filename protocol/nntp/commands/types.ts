@@ -8,5 +8,6 @@ export interface Command {
   block?: "always" | "after-reply";
   /** Builds a reply as large as an article (ARTICLE, HEAD, BODY): the session runs only a few at once. */
   heavy?: boolean | ((args: string[]) => boolean);
-  run(s: Session, args: string[], verb: string): Reply | Promise<Reply>;
+  /** `line` is the whole command line, trimmed (AUTHINFO PASS takes a password with spaces from it). */
+  run(s: Session, args: string[], verb: string, line?: string): Reply | Promise<Reply>;
 }

@@ -158,9 +158,10 @@ export class Web {
       `<p><a href="/">all groups</a></p><h1>${esc(g.name)}</h1><p>${esc(g.description)}</p>` +
       `<nav>${post} <a href="${base}new.atom">Atom</a> <a href="${base}feed.json">JSON Feed</a></nav>\n` +
       `<ul id="threads">\n${items.join("\n")}\n</ul>\n<nav>${nav.join(" ")}</nav>`;
-    // with JavaScript on, new articles appear at the top without a reload (the events below)
+    // with JavaScript on, new articles appear at the top without a reload; the stream starts after the
+    // newest article this page shows, so one that arrives while the page loads is not missed
     const script = pageNo === 0 && before > g.high
-      ? `if (window.EventSource) { const es = new EventSource("events"); es.addEventListener("article", (e) => { const a = JSON.parse(e.data);
+      ? `if (window.EventSource) { const es = new EventSource("events?last=${g.high}"); es.addEventListener("article", (e) => { const a = JSON.parse(e.data);
   const li = document.createElement("li"); li.className = "new"; const link = document.createElement("a"); link.href = a.url; link.textContent = a.subject || "(no subject)";
   const meta = document.createElement("span"); meta.className = "meta"; meta.textContent = " " + a.from + ", new";
   li.append(link, meta); document.getElementById("threads").prepend(li); }); }`

@@ -47,7 +47,7 @@ export class Logins {
   ) {}
 
   /** Whether `password` is `user`'s; a false comes only after the address's delay. */
-  check(client: string, user: string, password: string, protocol: "nntp" | "smtp"): Promise<boolean> {
+  check(client: string, user: string, password: string, protocol: "nntp" | "smtp" | "web"): Promise<boolean> {
     const key = addressKey(client);
     const prev = this.#chains.get(key) ?? Promise.resolve();
     const run = prev.then(() => this.#attempt(key, client, user, password, protocol));

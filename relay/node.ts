@@ -19,7 +19,10 @@ import cron from "node-cron";
 import { SmtpServer } from "./mail/smtp-server.js";
 import { MailOutbound } from "./mail/outbound.js";
 import { newsToMail } from "./mail/gateway.js";
-import { TlsContexts, readCa } from "./tls.js";
+import { controlOptions, openControl } from "./control-messages.js";
+import { Moderation, moderationOptions } from "./moderation.js";
+import { Held } from "../storage/held.js";
+import { TlsContexts, peerTls } from "./tls.js";
 import { configChanges, effectiveConfig, type ConfigChanges } from "./reload.js";
 import { ControlServer, controlSocketPath } from "./control.js";
 import { registerControlCommands } from "./control-commands.js";
@@ -106,6 +109,13 @@ export class Node {
     const hostname = c.smtp.hostname || c.node.pathhost;
     const mailRoutes = c.route.map((r) => ({ domain: r.domain, nextHop: r.next_hop }));
     const postmaster = c.mail.postmaster || `postmaster@${hostname}`;
+    // control messages, cancels, Cancel-Lock (relay/control-messages.ts) and moderation (relay/moderation.ts)
+    const control = await openControl(this.storage, c, this.log.child({ part: "control" }));
+    const moderation = new Moderation(this.storage.mail, new Held(this.storage.writer.engine), moderationOptions(c, postmaster), this.log.child({ part: "moderation" }));
+    this.reloaders.push((n) => {
+      control.setOptions(controlOptions(n));
+      moderation.setOptions(moderationOptions(n, n.mail.postmaster || `postmaster@${n.smtp.hostname || n.node.pathhost}`));
+    });
     this.ingest = new Ingest(
       this.storage,
       this.bus,
@@ -113,6 +123,7 @@ export class Node {
         pathhost: c.node.pathhost, maxFutureSeconds: c.articles.max_future, rememberRefused: c.articles.remember_refused, peers: this.routes,
         subscribers: new Map(c.group.filter((g) => g.subscribers.length > 0).map((g) => [g.name, g.subscribers])),
         newsToMail: newsToMail({ hostname, postmaster, routes: mailRoutes, addresses: new Map(c.group.map((g) => [g.name, g.address])) }),
+        control, moderation,
       },
       this.log.child({ part: "ingest" }),
     );
@@ -231,7 +242,10 @@ export class Node {
           groups: () => backend.groups(),
           group: (name) => backend.group(name),
           articles: this.storage.articles,
-          canPost: (client) => backend.permissions(client).post,
+          permissions: (client, user) => backend.permissions(client, user),
+          login: (client, user, password) => this.logins.check(client, user, password, "web"),
+          plaintextLogin: () => this.config.auth.allow_plaintext,
+          takePost: (who) => backend.takePost?.(who),
           ingest: (raw, source) => this.ingest.article(raw, source),
           accepted$: this.bus.accepted$,
         },
@@ -255,7 +269,7 @@ export class Node {
     return new PeerFeed(
       {
         id, name: p.name, host: p.host, port: p.port, streaming: p.streaming, connections: p.connections, window: p.window, maxBacklogAge: p.max_backlog_age,
-        tls: p.tls === false ? undefined : { mode: p.tls === true ? "implicit" : "starttls", ca: readCa(p.tls_ca), servername: p.tls_servername || undefined },
+        tls: peerTls(p),
       },
       this.storage,
       { reconnectMin: c.feeds.reconnect_min, reconnectMax: c.feeds.reconnect_max, retryDeferred: c.feeds.retry_deferred, replyTimeout: c.feeds.reply_timeout },

@@ -13,6 +13,7 @@ import { plain } from "../http-server.js";
 import type { Group } from "../../storage/groups.js";
 import type { Articles, OverviewRow, StoredArticle } from "../../storage/articles.js";
 import type { Outcome, Source } from "../ingest.js";
+import type { Permissions } from "../../protocol/nntp/backend.js";
 import type { AcceptedArticle } from "../bus.js";
 import { headerDisplay } from "../../protocol/article/encoded-words.js";
 import { articleUrl, authorName, bodyText, displayHeader, esc, headerFields, msgidFromSegment, msgidSegment, page } from "./render.js";
@@ -25,8 +26,14 @@ export interface WebBackend {
   groups(): Group[];
   group(name: string): Group | undefined;
   readonly articles: Articles;
-  /** Whether a client at this address may post from the web (nntp.posting_from and the access rules). */
-  canPost(client: string): boolean;
+  /** What a client at this address, signed in as `user` or not, may do: the access rules NNTP readers meet. */
+  permissions(client: string, user?: string): Permissions;
+  /** Checks a password (with the growing delay after failures); undefined when logins are off. */
+  login?(client: string, user: string, password: string): Promise<boolean>;
+  /** Signing in over plain HTTP is allowed (auth.allow_plaintext, the rule AUTHINFO follows). */
+  plaintextLogin(): boolean;
+  /** The hourly posting limit; the reason when it is reached. */
+  takePost?(who: { user?: string; client: string; transit: boolean }): string | undefined;
   ingest(raw: Buffer, source: Source): Promise<Outcome>;
   accepted$: Observable<AcceptedArticle>;
 }
@@ -39,6 +46,9 @@ const FEED_ENTRIES = 25;
 const MAX_REPLAY = 500;
 const MAX_FORM_BYTES = 256 * 1024;
 const HEARTBEAT_MS = 20_000;
+const COOKIE = "tidings_session";
+/** How long a web sign-in lasts. */
+const SESSION_MS = 12 * 3600 * 1000;
 
 type Res = http.ServerResponse;
 
@@ -60,9 +70,14 @@ export class Web {
 
   async #get(req: http.IncomingMessage, res: Res, url: URL): Promise<void> {
     const parts = url.pathname.split("/").slice(1);
-    if (url.pathname === "/") return this.#index(res);
+    const who = this.#who(req);
+    if (url.pathname === "/login") return this.#loginForm(req, res);
+    const perms = this.b.permissions(who.client, who.user);
+    if (!perms.read) return send(res, 403, page("Not permitted", `<h1>Not permitted</h1><p>Reading is not permitted from ${esc(who.client)}${who.user ? ` for ${esc(who.user)}` : ""}.</p><p><a href="/login">Sign in</a></p>`), "text/html; charset=utf-8");
+    if (url.pathname === "/") return this.#index(res, perms, who.user);
     const g = this.b.group(decodeURIComponent(parts[0]));
-    if (!g) return this.#notFound(res, `No group ${parts[0]} is carried here.`);
+    // a group this reader may not read is not there for it, as LIST and GROUP say over NNTP
+    if (!g || !(perms.readable?.(g.name) ?? true)) return this.#notFound(res, `No group ${parts[0]} is carried here.`);
     if (parts.length === 1) return redirect(res, `/${encodeURIComponent(g.name)}/`);
     const rest = parts.slice(1);
     if (rest.length === 1) {
@@ -108,9 +123,10 @@ export class Web {
     send(res, 404, page("Not found", `<h1>Not found</h1><p>${esc(why)}</p><p><a href="/">All groups</a></p>`), "text/html; charset=utf-8");
   }
 
-  async #index(res: Res): Promise<void> {
+  async #index(res: Res, perms: Permissions, user?: string): Promise<void> {
     const rows: string[] = [];
     for (const g of this.b.groups()) {
+      if (!(perms.readable?.(g.name) ?? true)) continue;
       const last = g.count > 0 ? (await this.b.articles.overview(g.id, g.high, g.high, 1))[0] : undefined;
       rows.push(
         `<tr><td><a href="/${encodeURIComponent(g.name)}/">${esc(g.name)}</a></td><td>${esc(g.description)}</td>` +
@@ -122,7 +138,8 @@ export class Web {
       200,
       page(
         `${this.b.pathhost}: groups`,
-        `<h1>Groups on ${esc(this.b.pathhost)}</h1>\n<table><tr><th>group</th><th>description</th><th>articles</th><th>last activity (UTC)</th></tr>\n${rows.join("\n")}\n</table>`,
+        `<p>${user ? `Signed in as ${esc(user)}. <form method="post" action="/logout" style="display:inline"><button>Sign out</button></form>` : `<a href="/login">Sign in</a>`}</p>` +
+          `<h1>Groups on ${esc(this.b.pathhost)}</h1>\n<table><tr><th>group</th><th>description</th><th>articles</th><th>last activity (UTC)</th></tr>\n${rows.join("\n")}\n</table>`,
       ),
       "text/html; charset=utf-8",
     );
@@ -352,30 +369,82 @@ export class Web {
 
   // --- posting ---------------------------------------------------------------
 
-  /** A token bound to the client's address and the hour: a form from elsewhere cannot post (CSRF). */
-  #token(client: string, hour = Math.floor(Date.now() / 3_600_000)): string {
-    return createHmac("sha256", this.#secret).update(`${client}|${hour}`).digest("base64url");
+  /** Who is asking: the client's address, and the user its session cookie names, if the cookie is sound and fresh. */
+  #who(req: http.IncomingMessage): { client: string; user?: string } {
+    const client = req.socket.remoteAddress ?? "";
+    const cookie = /(?:^|;\s*)tidings_session=([^;]+)/.exec(req.headers.cookie ?? "")?.[1];
+    if (!cookie) return { client };
+    const [user, expires, mac] = decodeURIComponent(cookie).split("|");
+    if (!user || !mac || Number(expires) < Date.now()) return { client };
+    const want = Buffer.from(this.#sessionMac(user, expires));
+    const got = Buffer.from(mac);
+    return want.length === got.length && timingSafeEqual(want, got) ? { client, user } : { client };
   }
 
-  #tokenOk(client: string, token: string): boolean {
+  #sessionMac(user: string, expires: string): string {
+    return createHmac("sha256", this.#secret).update(`session|${user}|${expires}`).digest("base64url");
+  }
+
+  /** Why this client (and user) may not post to the group, or undefined when it may: the rules NNTP POST follows. */
+  #mayNotPost(client: string, user: string | undefined, g: Group): string | undefined {
+    const p = this.b.permissions(client, user);
+    if (!p.post) return p.afterLogin?.post && !user ? "Posting here needs signing in." : `Posting from ${client}${user ? ` as ${user}` : ""} is not permitted here.`;
+    if (!(p.postable?.(g.name) ?? true)) return `Posting to ${g.name} is not permitted${user ? ` for ${user}` : ""}.`;
+    if (g.status !== "y") return `${g.name} takes no posts from here${g.status === "m" ? " (it is moderated)" : ""}.`;
+    return undefined;
+  }
+
+  #loginForm(req: http.IncomingMessage, res: Res, error?: string, status = 200): void {
+    const { client, user } = this.#who(req);
+    const body = this.b.login
+      ? `<h1>Sign in</h1>${error ? `<p><strong>${esc(error)}</strong></p>` : ""}${user ? `<p>Signed in as ${esc(user)}.</p>` : ""}` +
+        `<form method="post" action="/login"><input type="hidden" name="csrf" value="${esc(this.#token(client, undefined))}">` +
+        `<p><label>User <input name="user" autocomplete="username" required></label></p>` +
+        `<p><label>Password <input name="password" type="password" autocomplete="current-password" required></label></p>` +
+        `<p><button type="submit">Sign in</button></p></form>`
+      : `<h1>Sign in</h1><p>This node has no users.</p>`;
+    send(res, status, page("Sign in", `<p><a href="/">all groups</a></p>${body}`), "text/html; charset=utf-8");
+  }
+
+  async #login(req: http.IncomingMessage, res: Res, form: URLSearchParams): Promise<void> {
+    const { client } = this.#who(req);
+    if (!this.#tokenOk(client, undefined, form.get("csrf") ?? "")) return plain(res, 403, "Refused: the form's token is missing or expired; load the form again\n");
+    // the rule AUTHINFO follows (RFC 4643 §2.2 and 483): no password over a connection anyone can read
+    if (!this.b.plaintextLogin()) return this.#loginForm(req, res, "Signing in over plain HTTP is not allowed here (auth.allow_plaintext); use NNTP over TLS.", 403);
+    const user = form.get("user") ?? "";
+    const ok = this.b.login ? await this.b.login(client, user, form.get("password") ?? "") : false;
+    if (!ok) return this.#loginForm(req, res, "Unknown user or wrong password.", 403);
+    const expires = String(Date.now() + SESSION_MS);
+    const value = encodeURIComponent(`${user}|${expires}|${this.#sessionMac(user, expires)}`);
+    res.setHeader("Set-Cookie", `${COOKIE}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${SESSION_MS / 1000}`);
+    redirect(res, "/", 303);
+  }
+
+  /** A token bound to the client's address and the hour: a form from elsewhere cannot post (CSRF). */
+  #token(client: string, user: string | undefined, hour = Math.floor(Date.now() / 3_600_000)): string {
+    return createHmac("sha256", this.#secret).update(`csrf|${client}|${user ?? ""}|${hour}`).digest("base64url");
+  }
+
+  #tokenOk(client: string, user: string | undefined, token: string): boolean {
     const hour = Math.floor(Date.now() / 3_600_000);
     const got = Buffer.from(token);
     return [hour, hour - 1].some((h) => {
-      const want = Buffer.from(this.#token(client, h));
+      const want = Buffer.from(this.#token(client, user, h));
       return want.length === got.length && timingSafeEqual(want, got);
     });
   }
 
   async #form(req: http.IncomingMessage, res: Res, g: Group, parent?: OverviewRow, parentArticle?: StoredArticle, error?: string, values: Record<string, string> = {}): Promise<void> {
-    const client = req.socket.remoteAddress ?? "";
-    if (!this.b.canPost(client)) return send(res, 403, page("Posting not allowed", `<h1>Posting not allowed</h1><p>Posting from ${esc(client)} is not permitted here.</p>`), "text/html; charset=utf-8");
+    const { client, user } = this.#who(req);
+    const why = this.#mayNotPost(client, user, g);
+    if (why) return send(res, 403, page("Posting not allowed", `<h1>Posting not allowed</h1><p>${esc(why)}</p>${user ? "" : `<p><a href="/login">Sign in</a></p>`}`), "text/html; charset=utf-8");
     if (g.status !== "y") return send(res, 403, page("Posting not allowed", `<h1>Posting not allowed</h1><p>${esc(g.name)} takes no posts from here${g.status === "m" ? " (it is moderated)" : ""}.</p>`), "text/html; charset=utf-8");
     const subject = values.subject ?? (parent ? `Re: ${headerDisplay(parent.subject).replace(/^(re:\s*)+/i, "")}` : "");
     const quoted = parentArticle && !values.body ? bodyText(parentArticle, headerFields(parentArticle)).split("\n").map((l) => `> ${l}`).join("\n") + "\n\n" : "";
     const body =
       `<p><a href="/${encodeURIComponent(g.name)}/">${esc(g.name)}</a></p><h1>${parent ? "Reply" : "New thread"} in ${esc(g.name)}</h1>` +
       (error ? `<p class="error"><strong>${esc(error)}</strong></p>` : "") +
-      `<form method="post"><input type="hidden" name="csrf" value="${esc(this.#token(client))}">` +
+      `<form method="post"><input type="hidden" name="csrf" value="${esc(this.#token(client, user))}">` +
       `<p><label>Name <input name="name" value="${esc(values.name ?? "")}" required></label></p>` +
       `<p><label>Mail address <input name="email" type="email" value="${esc(values.email ?? "")}" required></label></p>` +
       `<p><label>Subject <input name="subject" size="60" value="${esc(subject)}" required></label></p>` +
@@ -389,8 +458,8 @@ export class Web {
     const g = this.b.group(decodeURIComponent(parts[0] ?? ""));
     const isNew = parts.length === 2 && parts[1] === "new";
     const isReply = parts.length === 3 && parts[2] === "reply";
-    if (!g || !(isNew || isReply)) return plain(res, 404, "Not found\n");
-    const client = req.socket.remoteAddress ?? "";
+    if (url.pathname !== "/login" && url.pathname !== "/logout" && (!g || !(isNew || isReply))) return plain(res, 404, "Not found\n");
+    const { client, user } = this.#who(req);
     // a browser says where a request comes from; a form posted from another site is refused
     const site = req.headers["sec-fetch-site"];
     const origin = req.headers.origin;
@@ -403,24 +472,33 @@ export class Web {
     } catch (err) {
       return plain(res, 413, `${(err as Error).message}\n`);
     }
-    if (!this.#tokenOk(client, form.get("csrf") ?? "")) return plain(res, 403, "Refused: the form's token is missing or expired; load the form again\n");
+    if (url.pathname === "/login") return this.#login(req, res, form);
+    if (url.pathname === "/logout") {
+      res.setHeader("Set-Cookie", `${COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+      return redirect(res, "/", 303);
+    }
+    if (!g || !(isNew || isReply)) return plain(res, 404, "Not found\n");
+    if (!this.#tokenOk(client, user, form.get("csrf") ?? "")) return plain(res, 403, "Refused: the form's token is missing or expired; load the form again\n");
     let parent: { row: OverviewRow; article: StoredArticle } | undefined;
     if (isReply) {
       const msgid = msgidFromSegment(parts[1]);
-      parent = msgid ? await this.#inGroup(g, msgid) : undefined;
+      parent = msgid ? await this.#inGroup(g!, msgid) : undefined;
       if (!parent) return plain(res, 404, "No such article to reply to\n");
     }
     const values = { name: form.get("name") ?? "", email: form.get("email") ?? "", subject: form.get("subject") ?? "", body: form.get("body") ?? "" };
     const problem = checkForm(values);
-    if (problem) return this.#form(req, res, g, parent?.row, parent?.article, problem, values);
-    if (!this.b.canPost(client)) return plain(res, 403, `Posting from ${client} is not permitted here\n`);
-    const raw = compose(g.name, values, parent?.row);
+    if (problem) return this.#form(req, res, g!, parent?.row, parent?.article, problem, values);
+    const why = this.#mayNotPost(client, user, g!);
+    if (why) return plain(res, 403, `${why}\n`);
+    const limited = this.b.takePost?.({ user, client, transit: false });
+    if (limited) return this.#form(req, res, g!, parent?.row, parent?.article, `Not posted: ${limited}`, values);
+    const raw = compose(g!.name, values, parent?.row);
     const outcome = await this.b.ingest(raw, { kind: "web", client });
     if (outcome.kind !== "accepted") {
-      this.log.info({ client, group: g.name, outcome: outcome.kind, reason: "reason" in outcome ? outcome.reason : undefined }, "web post refused");
-      return this.#form(req, res, g, parent?.row, parent?.article, `Not posted: ${outcome.reason}`, values);
+      this.log.info({ client, user, group: g!.name, outcome: outcome.kind, reason: outcome.reason }, "web post refused");
+      return this.#form(req, res, g!, parent?.row, parent?.article, `Not posted: ${outcome.reason}`, values);
     }
-    redirect(res, articleUrl(g.name, outcome.msgid), 303);
+    redirect(res, articleUrl(g!.name, outcome.msgid), 303);
   }
 }
 

@@ -246,3 +246,53 @@ test("posting from the web: a new thread and a reply go through the same rules a
   assert.match(injected.body, /one line each/);
   assert.match(await client.cmd("GROUP local.quiet"), /^211 0 /, "nothing was posted by the header injection");
 });
+
+test("signing in on the web: a user the rules let post may post from an address that may not; the same rules hide groups", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const { CLI } = await import("../helpers/node.js");
+  // strangers (127.0.0.2 here) read local.web but not local.quiet and post nothing; the user bea posts to local.web
+  const rules = `[auth]\nallow_plaintext = true\n\n[[access]]\nfrom = ["127.0.0.2"]\nusers = ["bea"]\nread = "*"\npost = "local.web"\n\n[[access]]\nfrom = ["127.0.0.2"]\nread = "*,!local.quiet"\npost = ""\n\n` + CONFIG;
+  const web = await startNode({ pathhost: "signin.test", config: rules });
+  try {
+    const add = spawnSync(process.execPath, [CLI, "user", "add", "bea", "--data", web.dataDir, "--password-stdin"], { input: "correct horse\n", encoding: "utf8" });
+    assert.equal(add.status, 0, add.stderr);
+    const at = (path: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}) =>
+      new Promise<Reply>((resolve, reject) => {
+        const req = http.request({ host: "127.0.0.1", port: web.httpPort, path, method: opts.method ?? "GET", headers: opts.headers, localAddress: "127.0.0.2" }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
+        });
+        req.on("error", reject);
+        req.end(opts.body);
+      });
+    const index = await at("/");
+    assert.doesNotMatch(index.body, /local\.quiet/, "a group the rules hide is not listed");
+    assert.equal((await at("/local.quiet/")).status, 404);
+    const refused = await at("/local.web/new");
+    assert.equal(refused.status, 403);
+    assert.match(refused.body, /needs signing in/);
+
+    const loginForm = await at("/login");
+    const csrf = /name="csrf" value="([^"]+)"/.exec(loginForm.body)![1];
+    const wrong = await at("/login", { method: "POST", headers: FORM, body: formBody({ csrf, user: "bea", password: "wrong" }) });
+    assert.equal(wrong.status, 403);
+    assert.match(wrong.body, /wrong password/);
+    const ok = await at("/login", { method: "POST", headers: FORM, body: formBody({ csrf, user: "bea", password: "correct horse" }) });
+    assert.equal(ok.status, 303);
+    const cookie = (ok.headers["set-cookie"] ?? [])[0].split(";")[0];
+    assert.match(cookie, /^tidings_session=/);
+    assert.match(ok.headers["set-cookie"]![0], /HttpOnly/);
+
+    const form = await at("/local.web/new", { headers: { Cookie: cookie } });
+    assert.equal(form.status, 200);
+    const token = /name="csrf" value="([^"]+)"/.exec(form.body)![1];
+    const made = await at("/local.web/new", { method: "POST", headers: { ...FORM, Cookie: cookie }, body: formBody({ csrf: token, name: "Bea", email: "bea@example.org", subject: "Signed in", body: "Posted as bea.\n" }) });
+    assert.equal(made.status, 303, made.body);
+    // a forged cookie is no sign-in
+    const forged = cookie.replace(/bea/, "eve");
+    assert.equal((await at("/local.web/new", { headers: { Cookie: forged } })).status, 403);
+  } finally {
+    await web.stop();
+  }
+});

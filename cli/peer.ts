@@ -6,6 +6,7 @@ import { loadConfig } from "../config/load.js";
 import { appendValidated, currentText } from "../config/append.js";
 import type { Config } from "../config/schema.js";
 import { NntpClient } from "../protocol/nntp/client.js";
+import { peerTls } from "../relay/tls.js";
 import { storedIdentity } from "../storage/identity.js";
 
 /**
@@ -92,8 +93,9 @@ export async function peerCheck(config: Config, name: string): Promise<{ report:
   }
   // their side
   let conn: NntpClient;
+  const tls = peerTls(p);
   try {
-    conn = await NntpClient.connect(p.host, p.port, { connectTimeoutMs: 5000 });
+    conn = await NntpClient.connect(p.host, p.port, { connectTimeoutMs: 5000, tls });
   } catch (err) {
     bad(`cannot connect to ${p.host}:${p.port}: ${(err as Error).message}`);
     return { report: out, ok };
@@ -105,6 +107,15 @@ export async function peerCheck(config: Config, name: string): Promise<{ report:
       return { report: out, ok };
     }
     good(`connected to ${p.host}:${p.port}: "${greeting}"`);
+    if (tls?.mode === "starttls") {
+      try {
+        await conn.startTls(tls, 10_000);
+      } catch (err) {
+        bad(`${(err as Error).message}; the feed sends nothing to ${name} until this works`);
+        return { report: out, ok };
+      }
+    }
+    if (tls) good(`TLS (${tls.mode === "implicit" ? "implicit" : "STARTTLS"}): the certificate of ${p.host} verifies against ${p.tls_ca || "the system's CAs"}`);
     // servers greet with their name first (tidings and INN with their path identity)
     const theirs = greeting.split(/\s+/)[1] ?? "";
     if (ours && same(theirs, ours.identity)) {

@@ -13,6 +13,7 @@ import { reloadNode } from "./reload.js";
 import { ControlRefusal } from "../relay/control.js";
 import { groupCommands, peerHandles } from "./live.js";
 import { expireCommand } from "./expire.js";
+import { heldCommand } from "./held.js";
 import { makeLogger } from "./logger.js";
 import { formatMailq, mailqDrop, mailqList, mailqRetry, routeAdd } from "./mail.js";
 import { formatUsers, readNewPassword, userAdd, userList, userRemove } from "./user.js";
@@ -152,6 +153,7 @@ program
 
 groupCommands(program, orExit2);
 expireCommand(program, orExit2);
+heldCommand(program, orExit2);
 
 const peer = program.command("peer").description("set up and check peerings");
 peer

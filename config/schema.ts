@@ -104,7 +104,7 @@ export const AccessSchema = z.strictObject({
 });
 
 /** Days as a number (fractions allowed), or "never". */
-const retentionDays = z.union([z.number().positive(), z.literal("never")], { error: 'expected a number of days (e.g. 14 or 0.5) or "never"' });
+const retentionDays = z.union([z.number().positive('expected more than 0 days (e.g. 14 or 0.5), or "never"'), z.literal("never")], { error: 'expected a number of days (e.g. 14 or 0.5) or "never"' });
 
 /** A rule key left out takes its value from [expire] (the default rule). */
 function inherited<T extends z.ZodType>(key: string, schema: T, text: string) {
@@ -208,7 +208,8 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   http: z
     .strictObject({
-      listen: doc("http.listen", z.union([z.literal("off"), hostPort]), "127.0.0.1:8119", "Address and port of the HTTP listener (/metrics for Prometheus); port 0 picks a free port; \"off\" turns it off. Loopback by default: the figures name peers and clients."),
+      listen: doc("http.listen", z.union([z.literal("off"), hostPort]), "127.0.0.1:8119", "Address and port of the HTTP listener (/metrics for Prometheus, and the web reader); port 0 picks a free port; \"off\" turns it off. Loopback by default: the figures name peers and clients."),
+      max_connections: doc("http.max_connections", z.int().min(1), 2048, "Most HTTP connections at once; each browser with a group page open holds one for its live updates (Server-Sent Events)."),
     })
     .prefault({}),
   log: z

@@ -15,9 +15,9 @@
 //   has sent nothing for the longest, if that is at least `evictIdleAfter`
 //   seconds (180 by default: the least RFC 3977 §3.1 allows an inactivity
 //   timeout); that one is told 400 and closed (§3.2.1: 400 when the server
-//   has to end the connection). Connections in the middle of being served
-//   (replies still going out) and peers that have fed us are the last to be
-//   chosen.
+//   has to end the connection). Connections in the middle of something
+//   (replies still going out, or a command or article half received) and
+//   peers that have fed us are the last to be chosen.
 //
 // IPv6 addresses are counted by their /64: one host usually holds a whole
 // /64, and would otherwise have more addresses than the node has slots.
@@ -41,7 +41,7 @@ export interface Occupant {
 
 /** How far along a connection is, to choose whom to drop last. */
 export interface Traits {
-  /** Replies are being written to it now. */
+  /** Replies are being written to it, or it is in the middle of sending a command or an article. */
   busy: boolean;
   /** It has fed us articles as a peer (IHAVE, TAKETHIS). */
   peer: boolean;

@@ -14,7 +14,8 @@ import { isMessageId } from "../protocol/article/msgid.js";
 import { wildmat, type Matcher } from "../protocol/article/wildmat.js";
 import { keyElement, keyMatches, lockElement } from "../protocol/article/cancel-lock.js";
 import type { Storage } from "../storage/database.js";
-import type { Cancels } from "../storage/cancel.js";
+import { Cancels, cancelLockSecret } from "../storage/cancel.js";
+import type { Config } from "../config/schema.js";
 import type { GroupStatus } from "../storage/groups.js";
 import { KeyRing, verifyXPgpSig } from "./pgp.js";
 
@@ -340,4 +341,16 @@ export function parseCheckgroups(body: Buffer): { listed: Map<string, { status: 
     listed.set(m[1], { status: /\(Moderated\)$/.test(description) ? "m" : "y", description });
   }
   return { listed, scope: scope ?? [...new Set([...listed.keys()].map((g) => g.split(".")[0]))] };
+}
+
+/** The options of the configuration's [[control]] and [cancel]. */
+export function controlOptions(c: Config): ControlOptions {
+  return { rules: c.control, policy: c.cancel.policy, lockPosts: c.cancel.lock_posts };
+}
+
+/** Control handling for a node: its waiting cancels loaded, its Cancel-Lock secret made or read. */
+export async function openControl(storage: Storage, c: Config, log: Logger): Promise<ControlMessages> {
+  const cancels = await Cancels.open(storage.writeDb, storage.writer.engine, storage.readers, storage.groups, Date.now() - c.cancel.remember * 1000);
+  const secret = await cancelLockSecret(storage.writeDb);
+  return new ControlMessages(storage, cancels, secret, controlOptions(c), log);
 }

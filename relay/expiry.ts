@@ -72,8 +72,6 @@ export class Expiry {
   #queue: Promise<unknown> = Promise.resolve();
   #job?: { stop(): unknown };
   #schedule?: string;
-  /** The last report of a run that changed something or was asked for, for status. */
-  last?: ExpireReport;
 
   constructor(private readonly storage: Storage, private readonly config: () => ExpireConfig, private readonly log: Logger) {
     this.expirer = new Expirer(storage.writer.engine, storage.writeDb, storage.readers, storage.groups);
@@ -188,12 +186,12 @@ export class Expiry {
         report.file.gaveBack += freed * sizeBefore.pageSize;
         if (freed < VACUUM_PAGES) break;
       }
+      if (report.file.gaveBack > 0) await ex.checkpoint();
     }
     const after = await ex.size();
     report.file.after = after.pages * after.pageSize;
     report.file.free = after.free * after.pageSize;
     report.ms = Math.round(performance.now() - t0);
-    if (report.groups.length > 0 || report.forgotten > 0) this.last = report;
     return report;
   }
 }

@@ -18,23 +18,23 @@ interface Route {
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 const KEEP_ALIVE_MS = 5_000;
-const MAX_CONNECTIONS = 64;
 
 export class HttpServer {
   readonly server: http.Server;
   #routes: Route[] = [];
 
-  constructor(private readonly log: Logger) {
+  constructor(private readonly log: Logger, maxConnections: number) {
     this.server = http.createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => void this.#serve(req, res));
     this.server.keepAliveTimeout = KEEP_ALIVE_MS;
-    this.server.maxConnections = MAX_CONNECTIONS;
+    this.server.maxConnections = maxConnections;
     this.server.on("error", (err) => log.error({ err }, "HTTP listener error"));
   }
 
   /**
    * Serves `method` requests whose path is `prefix` or lies under it
-   * ("/metrics" takes "/metrics" and "/metrics/x", not "/metricsx"); the
-   * longest matching prefix wins, so "/" can be a catch-all.
+   * ("/metrics" takes "/metrics" and "/metrics/x", not "/metricsx"). The
+   * longest matching prefix owns the path, whatever the method (405 if it
+   * has none for it), so "/" can be a catch-all.
    */
   route(method: string, prefix: string, handler: HttpHandler): void {
     this.#routes.push({ method: method.toUpperCase(), prefix, handler });
@@ -65,8 +65,10 @@ export class HttpServer {
     } catch {
       return plain(res, 400, "Bad request\n");
     }
-    const matching = this.#routes.filter((r) => under(url.pathname, r.prefix));
-    if (matching.length === 0) return plain(res, 404, `Not found: ${url.pathname}\n`);
+    // the longest prefix owns the path: POST /metrics is not the catch-all's, even if "/" takes POST
+    const longest = this.#routes.find((r) => under(url.pathname, r.prefix));
+    if (!longest) return plain(res, 404, `Not found: ${url.pathname}\n`);
+    const matching = this.#routes.filter((r) => r.prefix === longest.prefix);
     // HEAD is answered by the GET handler; node:http leaves the body out
     const method = req.method === "HEAD" ? "GET" : req.method;
     const route = matching.find((r) => r.method === method);

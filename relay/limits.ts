@@ -68,7 +68,7 @@ export class ConnectionGuard {
     log: Logger,
   ) {
     this.admission = new Admission<Connection>(limits, (c) => ({
-      busy: c.socket.writableLength > 0,
+      busy: c.socket.writableLength > 0 || c.session.framer.receiving !== undefined,
       peer: c.session.perms.transit && (c.session.streaming || c.session.counts.articles > 0),
     }));
     this.logOnce = new LogOnce(log);

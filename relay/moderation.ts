@@ -16,6 +16,7 @@ import type { Held } from "../storage/held.js";
 import type { RoutePattern } from "./mail/policy.js";
 import { hopFor } from "./mail/gateway.js";
 import { addressOf } from "./control-messages.js";
+import type { Config } from "../config/schema.js";
 
 export interface ModerationOptions {
   /** Envelope sender of mail to moderators (bounces go to the operator, not the poster). */
@@ -99,4 +100,13 @@ export class Moderation {
     this.log.info({ msgid, group: g.name, moderator: g.moderator }, "post to a moderated group mailed to its moderator");
     return `Article mailed to the moderator of ${g.name} (${g.moderator}) ${msgid}`;
   }
+}
+
+/** The options of the configuration's groups and mail routes. */
+export function moderationOptions(c: Config, postmaster: string): ModerationOptions {
+  return {
+    postmaster,
+    routes: c.route.map((r) => ({ domain: r.domain, nextHop: r.next_hop })),
+    approvers: new Map(c.group.filter((g) => g.approvers.length > 0).map((g) => [g.name, g.approvers])),
+  };
 }

@@ -233,7 +233,7 @@ export class Node {
       this.smtpAddress = { host: a.address, port: a.port };
     }
     if (c.http.listen !== "off") {
-      this.http = new HttpServer(this.log.child({ part: "http" }));
+      this.http = new HttpServer(this.log.child({ part: "http" }), c.http.max_connections);
       this.http.route("GET", "/metrics", this.metrics.handler);
       // the web reader reads what NNTP readers read, and posts through the same ingest
       this.web = new Web(

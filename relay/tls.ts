@@ -7,6 +7,7 @@ import net from "node:net";
 import { X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import type { Logger } from "pino";
+import type { ClientTls } from "../protocol/nntp/client.js";
 
 export interface TlsFiles {
   cert: string;
@@ -77,6 +78,12 @@ export function readCa(file: string): Buffer | undefined {
     throw new Error(`${file} is not a PEM certificate (${(err as Error).message})`);
   }
   return pem;
+}
+
+/** How a feed (and `peer check`) reaches a [[peer]]: its tls, tls_ca and tls_servername keys; undefined for plain text. */
+export function peerTls(p: { tls: boolean | "starttls"; tls_ca: string; tls_servername: string }): ClientTls | undefined {
+  if (p.tls === false) return undefined;
+  return { mode: p.tls === true ? "implicit" : "starttls", ca: readCa(p.tls_ca), servername: p.tls_servername || undefined };
 }
 
 function stamp(files: TlsFiles): string {
@@ -206,11 +213,13 @@ export class TlsContexts {
  * a plain TCP socket just accepted. Resolves with the encrypted socket; a
  * client that fails or stalls the handshake is closed and the promise rejects.
  */
-export function acceptTls(raw: net.Socket, contexts: TlsContexts, handshakeMs = HANDSHAKE_MS): Promise<tls.TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const t = new tls.TLSSocket(raw, { isServer: true, secureContext: contexts.context });
-    handshake(t, handshakeMs).then(() => resolve(t), reject);
-  });
+export async function acceptTls(raw: net.Socket, contexts: TlsContexts, handshakeMs = HANDSHAKE_MS): Promise<tls.TLSSocket> {
+  // a reset reaches the TLS socket too, which reports it; the raw one must not throw it
+  raw.on("error", () => {});
+  raw.setNoDelay(true);
+  const t = new tls.TLSSocket(raw, { isServer: true, secureContext: contexts.context });
+  await handshake(t, handshakeMs);
+  return t;
 }
 
 /** Waits for a server-side TLS socket's handshake, closing it on failure or after `ms`. */

@@ -27,7 +27,46 @@ export function articleUrl(group: string, msgid: string): string {
   return `/${encodeURIComponent(group)}/${msgidSegment(msgid)}/`;
 }
 
-export function page(title: string, body: string, opts: { feeds?: { atom?: string; json?: string }; script?: string } = {}): string {
+/**
+ * The one stylesheet and the one script, served from the node itself: the
+ * Content-Security-Policy allows nothing inline and nothing from elsewhere.
+ */
+export const STYLE = `body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em;line-height:1.4}
+pre{white-space:pre-wrap;font-family:monospace}.meta{color:#555}.here{font-weight:bold}
+ul.tree{list-style:none;padding-left:0}li.new{background:#ffd}nav a{margin-right:1em}form.inline{display:inline}
+${Array.from({ length: 13 }, (_, d) => `.d${d}{margin-left:${d * 1.5}em}`).join("")}
+`;
+
+/** With JavaScript on, new articles appear at the top of a group page without a reload (Server-Sent Events). */
+export const SCRIPT = `(function () {
+  var list = document.getElementById("threads");
+  if (!list || !window.EventSource || !list.dataset.events) return;
+  var es = new EventSource(list.dataset.events);
+  es.addEventListener("article", function (e) {
+    var a = JSON.parse(e.data);
+    var li = document.createElement("li");
+    li.className = "new";
+    var link = document.createElement("a");
+    link.href = a.url;
+    link.textContent = a.subject || "(no subject)";
+    var meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = " " + a.from + ", new";
+    li.append(link, meta);
+    list.prepend(li);
+  });
+})();
+`;
+
+/** Nothing inline, nothing from elsewhere; forms post only here; no framing. */
+export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/** The class that indents a reply at this depth in a nested thread. */
+export function depthClass(depth: number): string {
+  return `d${Math.min(depth, 12)}`;
+}
+
+export function page(title: string, body: string, opts: { feeds?: { atom?: string; json?: string }; script?: boolean } = {}): string {
   const links = [
     opts.feeds?.atom ? `<link rel="alternate" type="application/atom+xml" title="Atom" href="${esc(opts.feeds.atom)}">` : "",
     opts.feeds?.json ? `<link rel="alternate" type="application/feed+json" title="JSON Feed" href="${esc(opts.feeds.json)}">` : "",
@@ -35,11 +74,10 @@ export function page(title: string, body: string, opts: { feeds?: { atom?: strin
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)}</title>${links}
-<style>body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em;line-height:1.4}pre{white-space:pre-wrap;font-family:monospace}
-.meta{color:#555}.here{font-weight:bold}ul.tree{list-style:none;padding-left:0}li.new{background:#ffd}nav a{margin-right:1em}</style>
+<link rel="stylesheet" href="/_/style.css">
 </head><body>
 ${body}
-${opts.script ? `<script>${opts.script}</script>` : ""}
+${opts.script ? `<script src="/_/live.js" defer></script>` : ""}
 </body></html>
 `;
 }

@@ -16,7 +16,7 @@ import type { Outcome, Source } from "../ingest.js";
 import type { Permissions } from "../../protocol/nntp/backend.js";
 import type { AcceptedArticle } from "../bus.js";
 import { headerDisplay } from "../../protocol/article/encoded-words.js";
-import { articleUrl, authorName, bodyText, displayHeader, esc, headerFields, msgidFromSegment, msgidSegment, page } from "./render.js";
+import { articleUrl, authorName, bodyText, CSP, depthClass, displayHeader, esc, headerFields, msgidFromSegment, msgidSegment, page, SCRIPT, STYLE } from "./render.js";
 import { baseSubject, refsOf, threadsOf, tree, type Thread } from "./threads.js";
 import { atom, jsonFeed, type FeedEntry, type FeedInfo } from "./feeds.js";
 import { encodeWords } from "nodemailer/lib/mime-funcs";
@@ -41,6 +41,8 @@ export interface WebBackend {
 /** Articles looked at to make a group's thread list, newest first. */
 const WINDOW = 1000;
 const THREADS_PER_PAGE = 25;
+/** Articles of a thread shown whole on one page (T/, t/); more go on the next. */
+const THREAD_PAGE = 100;
 const FEED_ENTRIES = 25;
 /** Articles replayed to an event stream that resumes (Last-Event-ID). */
 const MAX_REPLAY = 500;
@@ -71,6 +73,8 @@ export class Web {
   async #get(req: http.IncomingMessage, res: Res, url: URL): Promise<void> {
     const parts = url.pathname.split("/").slice(1);
     const who = this.#who(req);
+    if (url.pathname === "/_/style.css") return send(res, 200, STYLE, "text/css; charset=utf-8");
+    if (url.pathname === "/_/live.js") return send(res, 200, SCRIPT, "text/javascript; charset=utf-8");
     if (url.pathname === "/login") return this.#loginForm(req, res);
     const perms = this.b.permissions(who.client, who.user);
     if (!perms.read) return send(res, 403, page("Not permitted", `<h1>Not permitted</h1><p>Reading is not permitted from ${esc(who.client)}${who.user ? ` for ${esc(who.user)}` : ""}.</p><p><a href="/login">Sign in</a></p>`), "text/html; charset=utf-8");
@@ -103,9 +107,9 @@ export class Web {
       case "":
         return this.#article(res, g, found.row, found.article);
       case "T/":
-        return this.#thread(res, g, found.row, "flat");
+        return this.#thread(res, g, found.row, "flat", url);
       case "t/":
-        return this.#thread(res, g, found.row, "nested");
+        return this.#thread(res, g, found.row, "nested", url);
       case "raw":
         return send(res, 200, found.article.data, "text/plain; charset=utf-8");
       case "t.mbox":
@@ -138,7 +142,7 @@ export class Web {
       200,
       page(
         `${this.b.pathhost}: groups`,
-        `<p>${user ? `Signed in as ${esc(user)}. <form method="post" action="/logout" style="display:inline"><button>Sign out</button></form>` : `<a href="/login">Sign in</a>`}</p>` +
+        `<p>${user ? `Signed in as ${esc(user)}. <form method="post" action="/logout" class="inline"><button>Sign out</button></form>` : `<a href="/login">Sign in</a>`}</p>` +
           `<h1>Groups on ${esc(this.b.pathhost)}</h1>\n<table><tr><th>group</th><th>description</th><th>articles</th><th>last activity (UTC)</th></tr>\n${rows.join("\n")}\n</table>`,
       ),
       "text/html; charset=utf-8",
@@ -171,19 +175,14 @@ export class Web {
     if ((pageNo + 1) * THREADS_PER_PAGE < threads.length) nav.push(`<a href="${base}?${before <= g.high ? `before=${before}&` : ""}page=${pageNo + 1}">older</a>`);
     else if (lowest > g.low) nav.push(`<a href="${base}?before=${lowest}">older</a>`);
     const post = `<a href="${base}new">new thread</a>`;
+    const live = pageNo === 0 && before > g.high;
     const body =
       `<p><a href="/">all groups</a></p><h1>${esc(g.name)}</h1><p>${esc(g.description)}</p>` +
       `<nav>${post} <a href="${base}new.atom">Atom</a> <a href="${base}feed.json">JSON Feed</a></nav>\n` +
-      `<ul id="threads">\n${items.join("\n")}\n</ul>\n<nav>${nav.join(" ")}</nav>`;
-    // with JavaScript on, new articles appear at the top without a reload; the stream starts after the
-    // newest article this page shows, so one that arrives while the page loads is not missed
-    const script = pageNo === 0 && before > g.high
-      ? `if (window.EventSource) { const es = new EventSource("events?last=${g.high}"); es.addEventListener("article", (e) => { const a = JSON.parse(e.data);
-  const li = document.createElement("li"); li.className = "new"; const link = document.createElement("a"); link.href = a.url; link.textContent = a.subject || "(no subject)";
-  const meta = document.createElement("span"); meta.className = "meta"; meta.textContent = " " + a.from + ", new";
-  li.append(link, meta); document.getElementById("threads").prepend(li); }); }`
-      : undefined;
-    send(res, 200, page(g.name, body, { feeds: { atom: `${base}new.atom`, json: `${base}feed.json` }, script }), "text/html; charset=utf-8");
+      // the newest page listens for new articles (SCRIPT in render.ts); its stream starts after the
+      // newest article the page shows, so one that arrives while the page loads is not missed
+      `<ul id="threads"${live ? ` data-events="events?last=${g.high}"` : ""}>\n${items.join("\n")}\n</ul>\n<nav>${nav.join(" ")}</nav>`;
+    send(res, 200, page(g.name, body, { feeds: { atom: `${base}new.atom`, json: `${base}feed.json` }, script: live }), "text/html; charset=utf-8");
   }
 
   async #inGroup(g: Group, msgid: string): Promise<{ row: OverviewRow; article: StoredArticle } | undefined> {
@@ -245,7 +244,7 @@ export class Web {
     const url = articleUrl(g.name, row.msgid);
     const items = tree(rows).map(
       (n) =>
-        `<li style="margin-left:${n.depth * 1.5}em"${n.row.msgid === row.msgid ? ' class="here"' : ""}>${n.row.msgid === row.msgid ? "" : `<a href="${esc(articleUrl(g.name, n.row.msgid))}">`}` +
+        `<li class="${depthClass(n.depth)}${n.row.msgid === row.msgid ? " here" : ""}">${n.row.msgid === row.msgid ? "" : `<a href="${esc(articleUrl(g.name, n.row.msgid))}">`}` +
         `${esc(headerDisplay(n.row.subject) || "(no subject)")}${n.row.msgid === row.msgid ? "" : "</a>"} <span class="meta">${esc(authorName(headerDisplay(n.row.author)))}</span></li>`,
     );
     const body =
@@ -263,15 +262,22 @@ export class Web {
     return out;
   }
 
-  async #thread(res: Res, g: Group, row: OverviewRow, how: "flat" | "nested"): Promise<void> {
+  /** A whole thread on one page, THREAD_PAGE articles at most; a longer one goes on with a link. */
+  async #thread(res: Res, g: Group, row: OverviewRow, how: "flat" | "nested", url: URL): Promise<void> {
     const { rows } = await this.#threadOf(g, row);
     const order = how === "flat" ? rows.map((r) => ({ row: r, depth: 0 })) : tree(rows);
-    const stored = new Map((await this.#stored(rows)).map((a) => [a.msgid, a]));
-    const parts = order
+    const pageNo = Math.max(0, Number(url.searchParams.get("page") ?? 0) || 0);
+    const slice = order.slice(pageNo * THREAD_PAGE, (pageNo + 1) * THREAD_PAGE);
+    const stored = new Map((await this.#stored(slice.map((n) => n.row))).map((a) => [a.msgid, a]));
+    const parts = slice
       .filter((n) => stored.has(n.row.msgid))
-      .map((n) => `<div style="margin-left:${Math.min(n.depth, 12) * 1.5}em">${this.#articleHtml(g, stored.get(n.row.msgid)!, n.row.msgid === row.msgid)}</div><hr>`);
+      .map((n) => `<div class="${depthClass(n.depth)}">${this.#articleHtml(g, stored.get(n.row.msgid)!, n.row.msgid === row.msgid)}</div><hr>`);
     const title = headerDisplay(rows[0]?.subject ?? row.subject);
-    const body = `<p><a href="/">all groups</a> / <a href="/${encodeURIComponent(g.name)}/">${esc(g.name)}</a></p><h1>${esc(title)}</h1><p>${rows.length} articles, ${how}</p>\n${parts.join("\n")}`;
+    const nav: string[] = [];
+    if (pageNo > 0) nav.push(`<a href="?page=${pageNo - 1}">previous ${THREAD_PAGE}</a>`);
+    if ((pageNo + 1) * THREAD_PAGE < order.length) nav.push(`<a href="?page=${pageNo + 1}">next ${Math.min(THREAD_PAGE, order.length - (pageNo + 1) * THREAD_PAGE)}</a>`);
+    const shown = order.length > THREAD_PAGE ? `, ${pageNo * THREAD_PAGE + 1} to ${pageNo * THREAD_PAGE + slice.length} here` : "";
+    const body = `<p><a href="/">all groups</a> / <a href="/${encodeURIComponent(g.name)}/">${esc(g.name)}</a></p><h1>${esc(title)}</h1><p>${rows.length} articles, ${how}${shown}</p>\n${parts.join("\n")}\n<nav>${nav.join(" ")}</nav>`;
     send(res, 200, page(title, body), "text/html; charset=utf-8");
   }
 
@@ -556,7 +562,7 @@ function notModified(req: http.IncomingMessage, res: Res, etag: string, lastModi
 
 function send(res: Res, status: number, body: string | Buffer, type: string): void {
   const data = typeof body === "string" ? Buffer.from(body, "utf8") : body;
-  res.writeHead(status, { "Content-Type": type, "Content-Length": data.length, "X-Content-Type-Options": "nosniff" });
+  res.writeHead(status, { "Content-Type": type, "Content-Length": data.length, "X-Content-Type-Options": "nosniff", "Content-Security-Policy": CSP, "Referrer-Policy": "same-origin" });
   res.end(data);
 }
 

@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { CLI, startNode, tempDir, type TestNode } from "../helpers/node.js";
 import { makeArticle, stuff } from "../helpers/client.js";
@@ -36,8 +37,8 @@ async function capabilities(c: NntpClient): Promise<string[]> {
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
 
 /** Runs Python's nntplib against the node; prints what the script prints as JSON. */
-function python(script: string, port: number): Record<string, unknown> {
-  const r = spawnSync("python3", ["-W", "ignore", "-c", script, String(port)], { encoding: "utf8", timeout: 60_000 });
+function python(script: string, port: number, ...args: string[]): Record<string, unknown> {
+  const r = spawnSync("python3", ["-W", "ignore", "-c", script, String(port), ...args], { encoding: "utf8", timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -385,5 +386,52 @@ test("tidings user add/list/rm: a running node sees each change at the next logi
     }
   } finally {
     await node.stop();
+  }
+});
+
+test("over TLS a login works with the default rule: after STARTTLS (raw and Python's nntplib) and on the nntps port", async (t) => {
+  const dataDir = tempDir();
+  const certs = tempDir();
+  const made = tidings(["cert", "--self-signed", certs]);
+  assert.equal(made.code, 0, made.err);
+  const cert = join(certs, "cert.pem"), key = join(certs, "key.pem");
+  addUser(dataDir, "alice", "alice pw");
+  const node = await startNode({ dataDir, config: `[tls]\ncert = ${JSON.stringify(cert)}\nkey = ${JSON.stringify(key)}\n[nntp]\ntls_listen = "127.0.0.1:0"\n` });
+  try {
+    const ca = readFileSync(cert);
+    // STARTTLS: AUTHINFO without arguments before, with them after, none after the login
+    const { c } = await connect(node);
+    const plain = await capabilities(c);
+    assert.ok(plain.includes("AUTHINFO") && plain.includes("STARTTLS"), plain.join("|"));
+    assert.match(await c.command("AUTHINFO USER alice"), /^483 /);
+    await c.startTls({ mode: "starttls", ca });
+    const secure = await capabilities(c);
+    assert.ok(secure.includes("AUTHINFO USER SASL") && secure.includes("SASL PLAIN") && !secure.includes("STARTTLS"), secure.join("|"));
+    assert.match(await c.command("AUTHINFO USER alice"), /^381 /);
+    assert.match(await c.command("AUTHINFO PASS alice pw"), /^281 /);
+    const after = await capabilities(c);
+    assert.ok(!after.some((l) => l.startsWith("AUTHINFO") || l.startsWith("SASL")), after.join("|"));
+    c.destroy();
+
+    // implicit TLS (nntps): SASL PLAIN at once
+    const { client: s } = await NntpClient.open("127.0.0.1", node.nntpsPort, { tls: { mode: "implicit", ca }, timeoutMs: 30_000 });
+    assert.ok((await capabilities(s)).includes("SASL PLAIN"));
+    assert.match(await s.command("AUTHINFO SASL PLAIN " + b64("\0alice\0alice pw")), /^281 /);
+    s.destroy();
+
+    if (!hasPython()) return t.skip("python3 with nntplib is not available");
+    const out = python(`
+import json, ssl, sys, nntplib
+port, cafile = int(sys.argv[1]), sys.argv[2]
+s = nntplib.NNTP("127.0.0.1", port)
+s.starttls(ssl.create_default_context(cafile=cafile))
+s.login("alice", "alice pw", usenetrc=False)
+print(json.dumps({"caps": sorted(s.getcapabilities().keys())}))
+s.quit()
+`, node.port, cert);
+    assert.ok(!(out.caps as string[]).includes("AUTHINFO"), String(out.caps));
+  } finally {
+    await node.stop();
+    rmSync(certs, { recursive: true, force: true });
   }
 });

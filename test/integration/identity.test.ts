@@ -78,7 +78,7 @@ test("two stock nodes peered with tidings peer add and nothing else exchange a p
     // as the README's "Peering two nodes" says, with no other setting
     assert.equal(tidings("peer", "add", "beta", `127.0.0.1:${pb}`, "--config", aToml).code, 0);
     assert.equal(tidings("peer", "add", "alpha", `127.0.0.1:${pa}`, "--config", bToml).code, 0);
-    const a = await startNode({ dataDir: join(dir, "a"), args: ["--nntp", `127.0.0.1:${pa}`, "--config", aToml] });
+    const a = await startNode({ dataDir: join(dir, "a"), args: ["--nntp", `127.0.0.1:${pa}`, "--config", aToml, "--log-level", "info"] });
     nodes.push(a);
     const b = await startNode({ dataDir: join(dir, "b"), args: ["--nntp", `127.0.0.1:${pb}`, "--config", bToml] });
     nodes.push(b);
@@ -91,6 +91,14 @@ test("two stock nodes peered with tidings peer add and nothing else exchange a p
 
     const fromB = await post(b.port, "tidings.general");
     assert.ok(await headOnceThere(a.port, fromB), `an article posted on beta did not reach alpha; alpha's log:\n${a.stderr}`);
+
+    // a reload keeps the made identity, and does not take the unset key for a change
+    a.proc.kill("SIGHUP");
+    const reloaded = await until("alpha's reload", () => logLines(a).find((l) => l.msg === "configuration reloaded"));
+    assert.ok(!(reloaded.restart as string[]).includes("node.pathhost"), JSON.stringify(reloaded));
+    const greeted = await RawClient.connect(a.port);
+    greeted.client.close();
+    assert.equal(greeted.greeting.split(" ")[1], a.pathhost);
 
     // local.* stays on the node it was posted on
     const local = await post(a.port, "local.general");

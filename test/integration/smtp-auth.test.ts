@@ -6,6 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
 import { promisify } from "node:util";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { CLI, startNode, tempDir, type TestNode } from "../helpers/node.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { queued, smtpTalk } from "../helpers/mail.js";
@@ -106,5 +108,40 @@ test("without TLS SMTP AUTH is refused with 538 by default, loopback included", 
   } finally {
     await node.stop();
     await sink.stop();
+  }
+});
+
+test("after STARTTLS SMTP AUTH works with the default rule, and the stranger may relay", { timeout: 90_000 }, async () => {
+  const certs = tempDir();
+  const made = spawnSync(process.execPath, [CLI, "cert", "--self-signed", certs], { encoding: "utf8", timeout: 60_000 });
+  assert.equal(made.status, 0, made.stderr);
+  const cert = join(certs, "cert.pem");
+  const sink = new SmtpSink();
+  const sinkPort = await sink.start();
+  const node = await relayNode(sinkPort, `[tls]\ncert = ${JSON.stringify(cert)}\nkey = ${JSON.stringify(join(certs, "key.pem"))}\n`);
+  try {
+    const py = spawnSync("python3", ["-c", `
+import json, smtplib, ssl, sys
+port, cafile = int(sys.argv[1]), sys.argv[2]
+s = smtplib.SMTP("127.0.0.1", port, source_address=("127.0.0.2", 0))
+s.ehlo("stranger.example")
+out = {"before": s.docmd("AUTH", "PLAIN AGFsaWNlAGFsaWNlIHB3")[0]}
+s.starttls(context=ssl.create_default_context(cafile=cafile))
+s.ehlo("stranger.example")
+out["auth"] = s.login("alice", "alice pw")[0]
+s.sendmail("alice@example.net", ["friend@other.example"], b"Subject: over TLS with auth\\r\\n\\r\\nhi\\r\\n")
+s.quit()
+print(json.dumps(out))
+`, String(node.smtpPort), cert], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(py.status, 0, py.stderr);
+    const out = JSON.parse(py.stdout);
+    assert.equal(out.before, 538, "no password before STARTTLS");
+    assert.equal(out.auth, 235);
+    await until("the message at the sink", () => sink.messages.length >= 1);
+    assert.match(sink.messages[0].data.toString("latin1"), /with ESMTPSA\r\n/, "RFC 3848: ESMTPSA");
+  } finally {
+    await node.stop();
+    await sink.stop();
+    rmSync(certs, { recursive: true, force: true });
   }
 });

@@ -301,6 +301,11 @@ test("feeds over TLS, implicit and STARTTLS, verify the peer's certificate and c
     await until("the article on b (nntps)", async () => ((await has(b, msgid)) ? true : undefined));
     await until("the article on c (STARTTLS)", async () => ((await has(c, msgid)) ? true : undefined));
     await until("status of both feeds", () => (peerStatus(a, "b")?.accepted && peerStatus(a, "c")?.accepted ? true : undefined));
+    // peer check goes the same way as the feed
+    const cb = tidings("peer", "check", "b", "--config", join(a.dataDir, "tidings.toml"));
+    assert.match(cb.out, /✓ TLS \(implicit\): the certificate of 127\.0\.0\.1 verifies/, cb.out + cb.err);
+    const cc = tidings("peer", "check", "c", "--config", join(a.dataDir, "tidings.toml"));
+    assert.match(cc.out, /✓ TLS \(STARTTLS\): the certificate of 127\.0\.0\.1 verifies/, cc.out + cc.err);
   } finally {
     await a.stop();
     await b.stop();
@@ -338,6 +343,9 @@ test("a feed to a peer whose certificate does not verify sends nothing, logs why
     assert.equal(await has(b, msgid), false, "nothing was sent to a peer that could not be verified");
     const lines = a.stderr.split("\n").filter((l) => l.includes("feed connection failed") && l.includes('"peer":"untrusted"'));
     assert.equal(lines.length, 1, `logged once, not at every retry:\n${lines.join("\n")}`);
+    const check = tidings("peer", "check", "misnamed", "--config", join(a.dataDir, "tidings.toml"));
+    assert.equal(check.code, 1);
+    assert.match(check.out, /✗ TLS: the certificate of 127\.0\.0\.1:\d+ does not verify: .*news\.example\.org.*; the feed sends nothing to misnamed/);
     const s = tidings("status", "--data", a.dataDir);
     assert.match(s.out, /peer untrusted .*\n(.*\n)*.*last error: TLS: the certificate of 127\.0\.0\.1:\d+ does not verify/);
   } finally {
@@ -365,6 +373,10 @@ test("a certificate replaced on disk is served to the next connection without a 
     await st.startTls({ mode: "starttls", ca: readFileSync(pair.cert), servername: "localhost" });
     assert.equal((st.socket as tls.TLSSocket).getPeerCertificate().fingerprint256, renewed);
     st.destroy();
+    // and SMTP, which shares the pair
+    const m = spawnSync("openssl", ["s_client", "-starttls", "smtp", "-connect", `127.0.0.1:${node.smtpPort}`, "-showcerts", "-ign_eof"], { input: "QUIT\r\n", encoding: "utf8", timeout: 30_000 });
+    const smtpCert = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(m.stdout)?.[0];
+    assert.equal(smtpCert && new X509Certificate(smtpCert).fingerprint256, renewed, "SMTP STARTTLS serves the renewed certificate too");
     assert.match(await client.command("DATE"), /^111 /, "the older connection is still served");
     client.destroy();
     // a half-written renewal: refused with a log line, the last good one stays in use

@@ -79,14 +79,14 @@ test("pages: groups, threads newest first, an article in its thread, flat and ne
   const page = await request(`/local.web/${seg(deeper)}/`);
   assert.equal(page.status, 200);
   assert.match(page.body, /A reply to the reply\./);
-  const tree = [...page.body.matchAll(/<li style="margin-left:([\d.]+)em"/g)].map((m) => Number(m[1]));
-  assert.deepEqual(tree, [0, 1.5, 3, 0], "root, reply, its reply, and the reply without References at the top level");
+  const tree = [...page.body.matchAll(/<li class="d(\d+)/g)].map((m) => Number(m[1]));
+  assert.deepEqual(tree, [0, 1, 2, 0], "root, reply, its reply, and the reply without References at the top level");
 
   const flat = await request(`/local.web/${seg(root)}/T/`);
   assert.equal(flat.status, 200);
   for (const text of ["A reply.", "A reply to the reply.", "From a reader that sends no References."]) assert.ok(flat.body.includes(text), text);
   const nested = await request(`/local.web/${seg(root)}/t/`);
-  assert.match(nested.body, /margin-left:3em/);
+  assert.match(nested.body, /<div class="d2">/);
   assert.ok(bySubject);
 
   assert.equal((await request(`/local.web/${seg("<nope@nowhere>")}/`)).status, 404);
@@ -294,5 +294,108 @@ test("signing in on the web: a user the rules let post may post from an address 
     assert.equal((await at("/local.web/new", { headers: { Cookie: forged } })).status, 403);
   } finally {
     await web.stop();
+  }
+});
+
+test("safety: a strict Content-Security-Policy, nothing inline, Message-IDs with / % ? round-trip, long threads cut into pages", async () => {
+  const odd = `<a/b%c?d.${Date.now()}@web.test>`;
+  assert.match(await client.cmd("POST"), /^340/);
+  client.send(stuff(`From: Odd <odd@example.org>\r\nNewsgroups: local.web\r\nSubject: Odd id\r\nMessage-ID: ${odd}\r\n\r\n<b>not bold</b>\r\n`));
+  assert.match(await client.line(), /^240/);
+  const path = `/local.web/${seg(odd)}/`;
+  assert.match(path, /%2F.*%25.*%3F/);
+  const page = await request(path);
+  assert.equal(page.status, 200);
+  assert.ok(page.body.includes("&lt;b&gt;not bold&lt;/b&gt;"), "HTML in an article is shown as text");
+  assert.ok(page.body.includes(`href="${path}raw"`), "links to it are encoded the same way");
+  assert.equal((await request(`${path}raw`)).body.includes(`Message-ID: ${odd}`), true);
+  const csp = String(page.headers["content-security-policy"]);
+  assert.match(csp, /default-src 'none'/);
+  assert.match(csp, /script-src 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+  for (const p of ["/", "/local.web/", path, `${path}t/`]) {
+    const body = (await request(p)).body;
+    assert.doesNotMatch(body, /<script>|<script [^>]*>[^<]|style="/, `${p} has no inline script or style`);
+  }
+  assert.equal((await request("/_/live.js")).status, 200);
+
+  // a thread longer than a page: the rest is a link away
+  const root = await post("A long thread");
+  for (let i = 0; i < 104; i++) await post("Re: A long thread", { refs: root, body: `Reply ${i}.\r\n` });
+  const first = await request(`/local.web/${seg(root)}/T/`);
+  assert.match(first.body, /105 articles, flat, 1 to 100 here/);
+  assert.equal((first.body.match(/<hr>/g) ?? []).length, 100);
+  assert.match(first.body, /<a href="\?page=1">next 5<\/a>/);
+  const second = await request(`/local.web/${seg(root)}/T/?page=1`);
+  assert.equal((second.body.match(/<hr>/g) ?? []).length, 5);
+  assert.match(second.body, /Reply 103\./);
+});
+
+test("feeds hold their specs' required elements, and an article posted over NNTP is in both", async () => {
+  const msgid = await post("Required elements", { body: "Checked against RFC 4287 and JSON Feed 1.1.\r\n" });
+  const atomDoc = create((await request("/local.web/new.atom")).body).end({ format: "object" }) as Record<string, Record<string, unknown>>;
+  const feed = atomDoc.feed;
+  // RFC 4287 §4.1.1: atom:feed has exactly one id, title and updated; author here or in every entry
+  for (const k of ["id", "title", "updated"]) assert.equal(typeof feed[k], "string", `feed ${k}`);
+  assert.ok(!Number.isNaN(Date.parse(feed.updated as string)));
+  const entries = feed.entry as Record<string, unknown>[];
+  for (const e of entries) {
+    // §4.1.2: id, title, updated; a link alternate or content
+    for (const k of ["id", "title", "updated", "author", "content"]) assert.ok(e[k] !== undefined, `entry ${k}`);
+    assert.ok((e.author as Record<string, unknown>).name, "author name");
+  }
+  assert.ok(entries.some((e) => (e.id as string).endsWith(`/${seg(msgid)}/`)), "the NNTP post is in the Atom feed");
+  const json = JSON.parse((await request("/local.web/feed.json")).body);
+  assert.equal(json.version, "https://jsonfeed.org/version/1.1");
+  assert.equal(typeof json.title, "string");
+  assert.ok(Array.isArray(json.items));
+  for (const it of json.items) {
+    assert.equal(typeof it.id, "string");
+    assert.ok(typeof it.content_text === "string" || typeof it.content_html === "string");
+  }
+  assert.ok(json.items.some((it: { _tidings: { message_id: string } }) => it._tidings.message_id === msgid), "and in the JSON Feed");
+});
+
+test("events reach 1,000 connected clients, each in commit order", async () => {
+  const N = 1000;
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+  const streams: { got: string[]; req: http.ClientRequest }[] = [];
+  let connected = 0;
+  let allConnected!: () => void;
+  const ready = new Promise<void>((r) => (allConnected = r));
+  for (let i = 0; i < N; i++) {
+    const s = { got: [] as string[], req: undefined as unknown as http.ClientRequest };
+    s.req = http.get({ host: "127.0.0.1", port: node.httpPort, path: "/local.web/events", agent }, (res) => {
+      let buf = "";
+      let counted = false;
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        buf += d;
+        if (!counted && buf.includes("retry:")) {
+          counted = true;
+          if (++connected === N) allConnected();
+        }
+        let end: number;
+        while ((end = buf.indexOf("\n\n")) >= 0) {
+          const data = /^data: (.*)$/m.exec(buf.slice(0, end))?.[1];
+          buf = buf.slice(end + 2);
+          if (data) s.got.push(JSON.parse(data).msgid);
+        }
+      });
+    });
+    s.req.on("error", () => {});
+    streams.push(s);
+  }
+  try {
+    await ready;
+    const sent = [await post("To everyone 1"), await post("To everyone 2"), await post("To everyone 3")];
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && streams.some((s) => s.got.length < sent.length)) await new Promise((r) => setTimeout(r, 50));
+    const short = streams.filter((s) => s.got.length < sent.length).length;
+    assert.equal(short, 0, `${short} of ${N} clients missed an event`);
+    for (const s of streams) assert.deepEqual(s.got, sent);
+  } finally {
+    for (const s of streams) s.req.destroy();
+    agent.destroy();
   }
 });

@@ -7,8 +7,10 @@
 //   INN_SANDBOX=path  test/interop/inn-sandbox.sh, when the build is not in dist/
 //   BENCH_DIR=folder  where the ingest servers keep their data (default /var/tmp), deleted at the end
 //   BENCH_FS_WAIT=420 seconds to wait, before each round, for file creation to be cheap again
+//   BENCH_WEB=0       skip the web reader part (bench/web.ts: pages over a group of 100,000, events to 1,000 browsers)
 //   BENCH_MAIL=0      skip the mail relay part (tidings and Postfix into smtp-sink, bench/mail-relay.ts; its MAIL_BENCH_* switches apply)
 import { millionArticles } from "./million.js";
+import { webBench } from "./web.js";
 import { mailRelay, optionsFromEnv as mailOptions } from "./mail-relay.js";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -202,6 +204,7 @@ async function main(): Promise<void> {
 
   if (process.env.BENCH_MAIL !== "0") await mailRelay(mailOptions(scale));
 
+  if (process.env.BENCH_WEB !== "0") await webBench(scale);
   if (million) await millionArticles(Math.round(1_000_000 * scale));
 }
 

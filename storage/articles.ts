@@ -214,16 +214,16 @@ export class Articles {
 
   /**
    * The web's thread view: rows of a group from number `from` on that are the
-   * root itself, reference it, or have no References (the caller keeps those
-   * whose subject matches). A scan of the group from the root on, bounded by
+   * root itself, reference it, or have no References and a subject holding
+   * the root's (the caller keeps those whose subject is the root's, "Re:" aside). A scan of the group from the root on, bounded by
    * `limit`; replies come after the article they answer.
    */
-  async threadRows(groupId: number, root: string, from: number, limit = 2000): Promise<OverviewRow[]> {
+  async threadRows(groupId: number, root: string, rootSubject: string, from: number, limit = 2000): Promise<OverviewRow[]> {
     return this.db.all<OverviewRow>(
       `SELECT g.number, ${OVER_COLS} FROM group_articles g JOIN articles a ON a.id = g.article
-       WHERE g.group_id = ? AND g.number >= ? AND (a.msgid = ? OR a.refs = '' OR instr(a.refs, ?) > 0)
+       WHERE g.group_id = ? AND g.number >= ? AND (a.msgid = ? OR instr(a.refs, ?) > 0 OR (a.refs = '' AND instr(a.subject, ?) > 0))
        ORDER BY g.number LIMIT ?`,
-      [groupId, from, root, root, limit],
+      [groupId, from, root, root, rootSubject, limit],
     );
   }
 

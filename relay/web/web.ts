@@ -41,6 +41,8 @@ export interface WebBackend {
 /** Articles looked at to make a group's thread list, newest first. */
 const WINDOW = 1000;
 const THREADS_PER_PAGE = 25;
+/** A subject that says it answers another ("Re: x"): only such an article without References is threaded by subject. */
+const REPLY_SUBJECT = /^\s*(re|aw|sv|fwd?)(\[\d+\])?:/i;
 /** Articles of a thread shown whole on one page (T/, t/); more go on the next. */
 const THREAD_PAGE = 100;
 const FEED_ENTRIES = 25;
@@ -67,6 +69,7 @@ export class Web {
 
   /** Ends the event streams (the node is stopping). */
   close(): void {
+    this.#subscription?.unsubscribe();
     for (const r of this.#streams) r.end();
   }
 
@@ -201,8 +204,8 @@ export class Web {
     let root = refs[0] ?? row.msgid;
     let rootRow = root === row.msgid ? row : await this.#rowIn(g, root);
     if (!rootRow && refs.length === 0) rootRow = row;
-    // no References: an earlier article with the same subject roots it
-    if (refs.length === 0) {
+    // no References, but a reply's subject: an earlier article with the same subject roots it
+    if (refs.length === 0 && REPLY_SUBJECT.test(headerDisplay(row.subject))) {
       const base = baseSubject(row.subject);
       const earlier = await this.b.articles.overview(g.id, Math.max(g.low, row.number - WINDOW), row.number - 1, WINDOW);
       const first = earlier.find((r) => baseSubject(r.subject) === base && refsOf(r.refs).length === 0);
@@ -213,7 +216,8 @@ export class Web {
     }
     const from = rootRow?.number ?? row.number;
     const base = baseSubject(rootRow?.subject ?? row.subject);
-    const rows = (await this.b.articles.threadRows(g.id, root, from)).filter((r) => r.msgid === root || refsOf(r.refs).includes(root) || (r.refs === "" && baseSubject(r.subject) === base));
+    const rootSubject = (rootRow?.subject ?? row.subject).replace(/^((re|aw|sv|fwd?)(\[\d+\])?:\s*)+/i, "");
+    const rows = (await this.b.articles.threadRows(g.id, root, rootSubject, from)).filter((r) => r.msgid === root || refsOf(r.refs).includes(root) || (r.refs === "" && baseSubject(r.subject) === base));
     // replies to articles of the thread that do not name the root (a broken References chain)
     const known = new Set(rows.map((r) => r.msgid));
     if (!known.has(row.msgid)) rows.push(row);
@@ -331,46 +335,68 @@ export class Web {
    * Server-Sent Events: each article accepted in the group, from any source,
    * as soon as it is committed. The event id is the article number, so a
    * client that comes back with Last-Event-ID gets what it missed first.
+   * One subscription to the bus serves every stream: an article is looked up
+   * and its event text made once, then written to each stream of its groups.
    */
   async #events(req: http.IncomingMessage, res: Res, g: Group, url: URL): Promise<void> {
     res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", Connection: "keep-alive", "X-Accel-Buffering": "no" });
     res.write("retry: 3000\n\n");
     req.socket.setTimeout(0);
     this.#streams.add(res);
-    let sent = Number(req.headers["last-event-id"] ?? url.searchParams.get("last") ?? NaN);
-    const resuming = Number.isFinite(sent);
-    if (!resuming) sent = g.high;
-    // subscribe before reading what was missed, so nothing falls between the two
-    const held: AcceptedArticle[] = [];
-    let live = false;
-    const sub: Subscription = this.b.accepted$.subscribe((a) => {
-      if (!a.groups.includes(g.name)) return;
-      if (live) void this.#emit(res, g, a.msgid, () => sent, (n) => (sent = n));
-      else held.push(a);
-    });
+    const header = Number(req.headers["last-event-id"] ?? url.searchParams.get("last") ?? NaN);
+    const stream: Stream = { res, sent: Number.isFinite(header) ? header : g.high, held: [] };
+    // listen before reading what was missed, so nothing falls between the two
+    this.#listen(g.name, stream);
+    this.#ensureSubscribed();
     const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS);
     res.on("close", () => {
-      sub.unsubscribe();
       clearInterval(heartbeat);
       this.#streams.delete(res);
+      this.#listeners.get(g.name)?.delete(stream);
+      if (this.#listeners.get(g.name)?.size === 0) this.#listeners.delete(g.name);
     });
-    if (resuming && sent < g.high) {
-      const missed = await this.b.articles.overview(g.id, Math.max(sent + 1, g.high - MAX_REPLAY + 1), g.high, MAX_REPLAY);
-      for (const r of missed) this.#write(res, g, r, (n) => (sent = n));
+    if (stream.sent < g.high) {
+      const missed = await this.b.articles.overview(g.id, Math.max(stream.sent + 1, g.high - MAX_REPLAY + 1), g.high, MAX_REPLAY);
+      for (const r of missed) this.#deliver(stream, r.number, eventText(g.name, r));
     }
-    for (const a of held) await this.#emit(res, g, a.msgid, () => sent, (n) => (sent = n));
-    live = true;
+    for (const e of stream.held!) this.#deliver(stream, e.number, e.text);
+    stream.held = undefined;
   }
 
-  async #emit(res: Res, g: Group, msgid: string, last: () => number, set: (n: number) => void): Promise<void> {
-    const row = await this.#rowIn(g, msgid);
-    if (row && row.number > last()) this.#write(res, g, row, set);
+  readonly #listeners = new Map<string, Set<Stream>>();
+  #subscription?: Subscription;
+
+  #listen(group: string, s: Stream): void {
+    let set = this.#listeners.get(group);
+    if (!set) this.#listeners.set(group, (set = new Set()));
+    set.add(s);
   }
 
-  #write(res: Res, g: Group, r: OverviewRow, set: (n: number) => void): void {
-    set(r.number);
-    const data = JSON.stringify({ number: r.number, msgid: r.msgid, subject: headerDisplay(r.subject), from: authorName(headerDisplay(r.author)), date: headerDisplay(r.date), references: refsOf(r.refs), url: articleUrl(g.name, r.msgid) });
-    res.write(`id: ${r.number}\nevent: article\ndata: ${data}\n\n`);
+  #ensureSubscribed(): void {
+    // the event is made from the committed article itself, synchronously, so events leave in commit order
+    this.#subscription ??= this.b.accepted$.subscribe((a) => {
+      let fields: Map<string, string> | undefined;
+      for (const group of a.groups) {
+        const streams = this.#listeners.get(group);
+        if (!streams) continue;
+        fields ??= headerFields({ id: a.id, msgid: a.msgid, data: a.data, headerLen: headerLength(a.data) });
+        const number = numberIn(fields.get("xref") ?? "", group);
+        if (number === undefined) continue;
+        const row = { number, msgid: a.msgid, subject: fields.get("subject") ?? "", author: fields.get("from") ?? "", date: fields.get("date") ?? "", refs: fields.get("references") ?? "" } as OverviewRow;
+        const text = eventText(group, row);
+        for (const s of streams) {
+          if (s.held) s.held.push({ number, text });
+          else this.#deliver(s, number, text);
+        }
+      }
+    });
+  }
+
+  /** Writes an event once, in order: one the stream has had (a replay that met a live one) is skipped. */
+  #deliver(s: Stream, number: number, text: string): void {
+    if (number <= s.sent) return;
+    s.sent = number;
+    s.res.write(text);
   }
 
   // --- posting ---------------------------------------------------------------
@@ -506,6 +532,25 @@ export class Web {
     }
     redirect(res, articleUrl(g!.name, outcome.msgid), 303);
   }
+}
+
+interface Stream {
+  res: Res;
+  /** The number of the last article this stream has had. */
+  sent: number;
+  /** Live events that came while the missed ones were read; undefined once live. */
+  held?: { number: number; text: string }[];
+}
+
+/** Octets before the blank line that ends the header section. */
+function headerLength(data: Buffer): number {
+  const end = data.indexOf("\r\n\r\n");
+  return end < 0 ? data.length : end + 2;
+}
+
+function eventText(group: string, r: OverviewRow): string {
+  const data = JSON.stringify({ number: r.number, msgid: r.msgid, subject: headerDisplay(r.subject), from: authorName(headerDisplay(r.author)), date: headerDisplay(r.date), references: refsOf(r.refs), url: articleUrl(group, r.msgid) });
+  return `id: ${r.number}\nevent: article\ndata: ${data}\n\n`;
 }
 
 function checkForm(v: { name: string; email: string; subject: string; body: string }): string | undefined {

@@ -64,6 +64,8 @@ export interface Stored {
 const GROUP_NAME = /^[a-z0-9+_-]+(\.[a-z0-9+_-]+)+$/i;
 /** INN's /maxdocheckgroups/ default: a checkgroups asking for more changes than this is logged, not applied. */
 const MAX_CHECKGROUPS_CHANGES = 10;
+/** Cancels kept waiting for their article at most (each is a few hundred bytes of memory). */
+const MAX_PENDING_CANCELS = 100_000;
 
 export function parseControl(value: string | undefined): Control | undefined {
   if (value === undefined) return undefined;
@@ -195,6 +197,11 @@ export class ControlMessages {
       if (await this.cancels.known(target)) return; // refused, expired or withdrawn already
       // the target may come later (RFC 5537 §5.3): keep the cancel, unless nothing could ever let it hold
       if (policy === "require-auth" && !key) return;
+      // a flood of cancels for articles that never come must not fill memory (they are looked up per article)
+      if (this.cancels.pending.size >= MAX_PENDING_CANCELS) {
+        this.log.warn({ msgid: a.msgid, target, waiting: this.cancels.pending.size }, `${how} for an article not here dropped: too many cancels waiting`);
+        return;
+      }
       await this.cancels.remember(target, { key: key ?? "", by: a.msgid, at: Date.now() });
       this.counts.remembered++;
       this.log.info({ msgid: a.msgid, target }, `${how} kept: its article has not come yet`);
@@ -236,7 +243,7 @@ export class ControlMessages {
     const name = c.args[0] ?? "";
     const sender = senderOf(a.fields);
     const what = `${c.verb} ${name}${c.verb === "newgroup" && c.args[1] ? ` ${c.args[1]}` : ""}`.trim();
-    if (!GROUP_NAME.test(name) || name.length > 255) {
+    if (!GROUP_NAME.test(name) || name.length > 255 || reserved(name)) {
       this.log.info({ msgid: a.msgid, sender, control: clip(printable(what)) }, "control message naming no valid group ignored");
       return;
     }
@@ -288,7 +295,7 @@ export class ControlMessages {
       else if ((had.status === "m") !== (info.status === "m")) changes.push({ group, change: "status", status: info.status });
     }
     for (const g of this.storage.groups.list()) {
-      if (inScope(g.name) && !listed.has(g.name)) changes.push({ group: g.name, change: "remove" });
+      if (inScope(g.name) && !listed.has(g.name) && !reserved(g.name)) changes.push({ group: g.name, change: "remove" });
     }
     if (changes.length === 0) return;
     const rules = changes.map((ch) => this.#rule("checkgroups", sender, ch.group));
@@ -304,6 +311,16 @@ export class ControlMessages {
       else await this.storage.groups.set(ch.group, { status: ch.status });
     }
   }
+}
+
+/**
+ * Names no control message may make or remove: the pseudo-groups and the
+ * names RFC 5536 §3.1.4 reserves ("all" and "ctl" as components; control.*,
+ * example.*, to.*), whatever the rules say.
+ */
+function reserved(name: string): boolean {
+  const parts = name.toLowerCase().split(".");
+  return ["control", "example", "to", "junk"].includes(parts[0]) || parts.some((p) => p === "all" || p === "ctl");
 }
 
 /** Sender, else From, as an address (the poster of a control message, as INN's controlchan takes it). */
@@ -336,7 +353,7 @@ export function parseCheckgroups(body: Buffer): { listed: Map<string, { status: 
       continue;
     }
     const m = /^([a-z0-9+_.-]+)\s+(.*)$/i.exec(line);
-    if (!m || !GROUP_NAME.test(m[1])) continue;
+    if (!m || !GROUP_NAME.test(m[1]) || reserved(m[1])) continue;
     const description = m[2].trim();
     listed.set(m[1], { status: /\(Moderated\)$/.test(description) ? "m" : "y", description });
   }

@@ -165,8 +165,10 @@ export class Expiry {
       let after = "";
       let due: string[] = [];
       const flush = async () => {
-        if (!dryRun) report.forgotten += await ex.forget(due, before);
-        else report.forgotten += due.length;
+        for (let i = 0; i < due.length; i += FORGET_BATCH) {
+          const part = due.slice(i, i + FORGET_BATCH);
+          report.forgotten += dryRun ? part.length : await ex.forget(part, before);
+        }
         due = [];
       };
       for (;;) {

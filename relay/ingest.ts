@@ -178,7 +178,7 @@ export class Ingest {
     const { carried, peers, subscribers, moderated } = this.#route(h, groups, newsgroups, raw.length, source, control);
     const body = parsed.hasSeparator ? raw.subarray(parsed.bodyStart) : Buffer.alloc(0);
     const moderation = this.opts.moderation;
-    if (moderated && moderation) return { msgid, moderate: () => moderation.submit(moderated, h, body, msgid, now) };
+    if (moderated && moderation && !injectedAlready) return { msgid, moderate: () => moderation.submit(moderated, h, body, msgid, now) };
     const cancelled = this.opts.control?.refusedOnArrival(msgid, h);
     if (cancelled) throw new Refuse(cancelled);
     const header = h.serialize();
@@ -310,7 +310,8 @@ export class Ingest {
     const routed = control ? [...groups, carried[0] ?? "control"] : groups;
     const route = { groups: routed, distribution, bytes, path: pathIdentities(h.get("path")!), from: source.peer };
     const peers = this.opts.peers.filter((p) => wants(p, route)).map((p) => p.id);
-    if (carried.length === 0 && (post || peers.length === 0)) throw new Refuse(`No carried newsgroups in ${show(newsgroups)}`);
+    // a control message is taken even where no control group is carried: kept only until passed on, but acted on
+    if (carried.length === 0 && !control && (post || peers.length === 0)) throw new Refuse(`No carried newsgroups in ${show(newsgroups)}`);
     let moderated: Group | undefined;
     if (post && !control) {
       const here = carried.map((g) => this.storage.groups.get(g)!);

@@ -44,7 +44,10 @@ export class Logins {
     private readonly delays: () => LoginDelays,
     private readonly log: Logger,
     private readonly logOnce?: LogOnce,
-  ) {}
+  ) {
+    // made now, so that the first unknown name costs no more than any other
+    void dummyHash();
+  }
 
   /** Whether `password` is `user`'s; a false comes only after the address's delay. */
   check(client: string, user: string, password: string, protocol: "nntp" | "smtp" | "web"): Promise<boolean> {

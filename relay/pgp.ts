@@ -87,11 +87,14 @@ const VERIFY_CONFIG = {
 export class KeyRing {
   readonly #files = new Map<string, Promise<openpgp.Key[]>>();
 
-  /** The keys of an armored file (one or more public keys, as hierarchies publish them). */
+  /** The keys of a key file: armored (as hierarchies publish them) or binary (gpg --export), one or more keys. */
   keys(file: string): Promise<openpgp.Key[]> {
     let p = this.#files.get(file);
     if (!p) {
-      p = openpgp.readKeys({ armoredKeys: readFileSync(file, "utf8"), config: VERIFY_CONFIG });
+      const data = readFileSync(file);
+      p = data.includes("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        ? openpgp.readKeys({ armoredKeys: data.toString("utf8"), config: VERIFY_CONFIG })
+        : openpgp.readKeys({ binaryKeys: data, config: VERIFY_CONFIG });
       this.#files.set(file, p);
       p.catch(() => this.#files.delete(file)); // a fixed file is read again
     }

@@ -44,7 +44,8 @@ const SQL = {
   number: "DELETE FROM group_articles WHERE group_id = ? AND number = ?",
   count: "UPDATE groups SET count = CASE WHEN count > 0 THEN count - 1 ELSE 0 END WHERE id = ?",
   article: "DELETE FROM articles WHERE id = ?",
-  history: `UPDATE history SET status = ${CANCELLED}, article = NULL WHERE msgid = ?`,
+  // remembered from now, as an expired article is (storage/expire.ts forgets it after the remember time)
+  history: `UPDATE history SET status = ${CANCELLED}, at = ?, article = NULL WHERE msgid = ?`,
   remember: "INSERT INTO cancels (target, cancel_key, by_msgid, at) VALUES (?, ?, ?, ?) ON CONFLICT (target) DO UPDATE SET cancel_key = excluded.cancel_key || ' ' || cancel_key",
   forget: "DELETE FROM cancels WHERE target IN",
 };
@@ -114,7 +115,7 @@ export class Cancels implements Contributor<Item, boolean> {
           counted.push(g.id);
         }
         tx.run(SQL.article, [t.id]);
-        tx.run(SQL.history, [t.msgid]);
+        tx.run(SQL.history, [item.at, t.msgid]);
         tx.afterCommit(() => {
           for (const id of counted) {
             const g = this.groups.byId.get(id);

@@ -99,8 +99,10 @@ const SQL = {
   after: "SELECT min(number) AS n FROM group_articles WHERE group_id = ? AND number > ?",
   leave: "DELETE FROM group_articles WHERE group_id = ? AND number <= ?",
   // RFC 3977 §6.1.1.2: low is the lowest number still there, high + 1 when none is. Computed by
-  // SQLite after the delete, so it holds whatever the writer adds to the group in the same transaction
-  marks: "UPDATE groups SET count = max(count - ?, 0), low = coalesce((SELECT min(number) FROM group_articles WHERE group_id = ?), high + 1) WHERE id = ?",
+  // SQLite after the delete, so it holds whatever the writer adds to the group in the same transaction.
+  // Run right after `leave`: changes() is what it deleted, which is fewer than planned if a cancel
+  // (storage/cancel.ts) took one of the rows first
+  marks: "UPDATE groups SET count = max(count - changes(), 0), low = coalesce((SELECT min(number) FROM group_articles WHERE group_id = ?), high + 1) WHERE id = ?",
   articles: "DELETE FROM articles WHERE id IN",
   // RFC 5537 §3.6 keeps the Message-ID; `at` becomes the time of expiry, from which the remember time counts
   expired: "UPDATE history SET status = 3, at = ? WHERE status = 1 AND msgid IN",
@@ -386,12 +388,13 @@ export class Expirer implements Contributor<Item, Result> {
       const g = plan.group;
       const high = g.high; // the committed high: the writer raises it only after COMMIT
       tx.weight += plan.left;
-      tx.run(SQL.leave, [g.id, plan.last]);
-      tx.run(SQL.marks, [plan.left, g.id, g.id]);
+      let deleted = plan.left;
+      tx.run(SQL.leave, [g.id, plan.last], (n) => (deleted = n));
+      tx.run(SQL.marks, [g.id, g.id]);
       tx.inList(SQL.articles, [], plan.goneIds);
       tx.inList(SQL.expired, [item.remove.now], plan.goneMsgids);
       tx.afterCommit(() => {
-        g.count = Math.max(0, g.count - plan.left);
+        g.count = Math.max(0, g.count - deleted);
         // if the writer filed new articles in this same transaction, its own afterCommit keeps low right
         // either way round: it sets low = high + 1 only when it finds the group empty
         g.low = plan.next ?? high + 1;

@@ -5,7 +5,7 @@
 // line that names the file and what is wrong: a zero-byte file taken for a
 // new node would silently lose a history, and a read-only one would serve
 // reads and answer every write with an internal error for as long as it ran.
-import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, rmSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, linkSync, openSync, readSync, renameSync, rmSync } from "node:fs";
 import { Db, namingFile } from "./sqlite.js";
 import { MIGRATIONS, migrate } from "./schema.js";
 import { StartRefused } from "./lock.js";
@@ -47,13 +47,18 @@ export function checkFile(file: string): "absent" | "present" {
 }
 
 /**
- * Makes a new database under a private name and renames it into place once
+ * Makes a new database under a private name and links it into place once
  * its schema is committed, so that a start killed half way never leaves an
- * empty file that the next start would have to refuse.
+ * empty file that the next start would have to refuse. link() does not
+ * replace: if another process (a node, `tidings user add`) made one
+ * meanwhile, that one stays and this one is dropped.
  */
 export async function createDatabase(file: string, prepare: (db: Db) => Promise<void>): Promise<void> {
-  const tmp = `${file}.new`;
-  for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) rmSync(f, { force: true });
+  const tmp = `${file}.new-${process.pid}`;
+  const leftovers = () => {
+    for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) rmSync(f, { force: true });
+  };
+  leftovers();
   let db: Db | undefined;
   try {
     db = await Db.open(tmp);
@@ -62,10 +67,20 @@ export async function createDatabase(file: string, prepare: (db: Db) => Promise<
     await db.exec(`PRAGMA application_id = ${TIDINGS_APPLICATION_ID}`);
     await db.close();
     db = undefined;
-    renameSync(tmp, file);
+    try {
+      linkSync(tmp, file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "EEXIST") {
+        if (code !== "EPERM" && code !== "ENOTSUP" && code !== "ENOSYS") throw err;
+        renameSync(tmp, file); // a file system without hard links
+      }
+    }
   } catch (err) {
     await db?.close().catch(() => {});
     throw new StartRefused(`cannot make a new database ${file}: ${namingFile(err as Error, tmp).message}`);
+  } finally {
+    leftovers();
   }
 }
 

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CLI, startNode, tempDir, type TestNode } from "../helpers/node.js";
 import { makeArticle, stuff } from "../helpers/client.js";
@@ -15,6 +15,12 @@ import { Db } from "../../storage/sqlite.js";
 function tidings(args: string[], input?: string) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 60_000, input });
   return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Stops a node and removes the data folder made for it here. */
+async function stop(node: TestNode): Promise<void> {
+  await node.stop();
+  rmSync(node.dataDir, { recursive: true, force: true });
 }
 
 function addUser(dataDir: string, name: string, password: string) {
@@ -128,7 +134,7 @@ test("AUTHINFO USER/PASS: 381, 281 or 481, 482 out of sequence, 502 after a logi
     );
     p.c.destroy();
   } finally {
-    await node.stop();
+    await stop(node);
   }
 });
 
@@ -152,7 +158,7 @@ test("AUTHINFO SASL PLAIN: with an initial response, after 383, cancelled, malfo
     assert.deepEqual((await c.commands([b64("\0bob\0bob-pw"), "DATE"])).map((l) => l.slice(0, 3)), ["281", "111"]);
     c.destroy();
   } finally {
-    await node.stop();
+    await stop(node);
   }
 });
 
@@ -204,7 +210,7 @@ test("read and post are allowed per user and per group: 411/430 for hidden group
     assert.equal(await bob.command("POST"), "440 Posting not permitted for bob");
     for (const c of [alice, anon, bob]) c.destroy();
   } finally {
-    await node.stop();
+    await stop(node);
   }
 });
 
@@ -228,7 +234,7 @@ test("480 before a login where the rules require one, and the commands that stil
     assert.match(await c.command("MODE READER"), /^200 /);
     c.destroy();
   } finally {
-    await node.stop();
+    await stop(node);
   }
 });
 
@@ -269,7 +275,7 @@ print(json.dumps(out))
     assert.equal(out.count, 1);
     assert.match(String(out.bad), /^481 /);
   } finally {
-    await node.stop();
+    await stop(node);
   }
 });
 
@@ -291,7 +297,7 @@ test("without TLS AUTHINFO gets 483 by default, loopback included, and CAPABILIT
     assert.match(await c.line(), /^240 /);
     c.destroy();
   } finally {
-    await node.stop();
+    await stop(node);
   }
 });
 
@@ -333,7 +339,7 @@ test("failed logins slow down per address, doubling up to the cap, without holdi
     c.destroy();
     other.destroy();
   } finally {
-    await node.stop();
+    await stop(node);
   }
 });
 
@@ -385,7 +391,7 @@ test("tidings user add/list/rm: a running node sees each change at the next logi
       await db.close();
     }
   } finally {
-    await node.stop();
+    await stop(node);
   }
 });
 
@@ -431,7 +437,80 @@ s.quit()
 `, node.port, cert);
     assert.ok(!(out.caps as string[]).includes("AUTHINFO"), String(out.caps));
   } finally {
-    await node.stop();
+    await stop(node);
     rmSync(certs, { recursive: true, force: true });
+  }
+});
+
+test("access rules change with SIGHUP: a group hidden, posting opened to a user, without a restart", async () => {
+  const dataDir = tempDir();
+  addUser(dataDir, "alice", "alice-pw");
+  const base = "[auth]\nallow_plaintext = true\n[nntp]\nposting_from = [\"127.0.0.1\"]\n";
+  const node = await startNode({ dataDir, config: base });
+  try {
+    const before = (await connect(node, "127.0.0.2")).c;
+    assert.match(await before.command("GROUP local.test"), /^211 /);
+    assert.match(await before.command("POST"), /^440 /, "a stranger may not post, and no login would help");
+    before.destroy();
+    writeFileSync(join(dataDir, "tidings.toml"), base + `[[access]]\nusers = ["alice"]\npost = "*"\n\n[[access]]\nread = "*,!local.test"\n`);
+    node.proc.kill("SIGHUP");
+    // new connections get the new rules once the node has read them
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const { c } = await connect(node, "127.0.0.2");
+      const r = await c.command("GROUP local.test");
+      if (r.startsWith("411")) {
+        assert.match(await c.command("POST"), /^480 /, "now a login would allow posting");
+        assert.match(await c.command("AUTHINFO USER alice"), /^381 /);
+        assert.match(await c.command("AUTHINFO PASS alice-pw"), /^281 /);
+        assert.match(await c.command("GROUP local.test"), /^211 /);
+        assert.match(await c.command("POST"), /^340 /);
+        c.write(stuff(makeArticle().text));
+        assert.match(await c.line(), /^240 /);
+        c.destroy();
+        break;
+      }
+      c.destroy();
+      if (Date.now() > deadline) throw new Error(`the rules did not change after SIGHUP: ${r}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  } finally {
+    await stop(node);
+  }
+});
+
+test("tidings user add at a terminal asks twice without echoing the password", () => {
+  const dataDir = tempDir();
+  try {
+    // a pseudo-terminal, as a person at a shell has
+    const r = spawnSync("python3", ["-c", `
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], sys.argv[2], "user", "add", "dave", "--data", sys.argv[3]])
+out = b""
+def read_until(want, t=20):
+    global out
+    end = time.time() + t
+    while want not in out and time.time() < end:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                out += os.read(fd, 1024)
+            except OSError:
+                return
+read_until(b"Password: ")
+os.write(fd, b"s3cret pw\\r")
+read_until(b"Again: ")
+os.write(fd, b"s3cret pw\\r")
+read_until(b"added")
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode())
+`, process.execPath, CLI, dataDir], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Password: [\s\S]*Again: [\s\S]*user dave added/);
+    assert.ok(!r.stdout.includes("s3cret"), `the password was echoed: ${JSON.stringify(r.stdout)}`);
+    assert.match(tidings(["user", "list", "--data", dataDir]).out, /^dave /);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });

@@ -299,3 +299,76 @@ test("supersedes: the poster's new article replaces the old one; someone else's 
     await node.stop();
   }
 });
+
+test("a peer that gets a node's cancel before the article refuses the article when it comes; a forged cancel first does not stop it", { timeout: 60_000 }, async () => {
+  const [a, b] = await Promise.all([startNode(), startNode()]);
+  try {
+    const fetch = async (msgid: string) => {
+      const { client } = await RawClient.connect(a.port);
+      try {
+        assert.match(await client.cmd(`ARTICLE ${msgid}`), /^220/);
+        return (await client.rawBlock()).toString("latin1").replace(/\r\n\.\./g, "\r\n.");
+      } finally {
+        client.close();
+      }
+    };
+    // Alice posts on A (locked by A) and cancels it there (A adds her key); B has seen neither
+    const x = article("Alice <alice@example.org>");
+    assert.match(await postArticle(a.port, x.text), /^240/);
+    const xText = await fetch(x.msgid);
+    const c = cancelOf(x.msgid, "Alice <alice@example.org>");
+    assert.match(await postArticle(a.port, c.text), /^240/);
+    const cText = await fetch(c.msgid);
+    // B gets the cancel first, then the article, as a flood can deliver them
+    assert.match(await ihave(b.port, c.msgid, cText), /^235/);
+    assert.match(await ihave(b.port, x.msgid, xText), /^437 .*Cancelled by/);
+    assert.match(await cmd(b.port, `STAT ${x.msgid}`), /^430/);
+
+    // Mallory's cancel for Bob's article reaches B first: Bob's article is still taken
+    const y = article("Bob <bob@example.org>");
+    assert.match(await postArticle(a.port, y.text), /^240/);
+    const forged = cancelOf(y.msgid, "Mallory <mallory@example.org>");
+    assert.match(await postArticle(a.port, forged.text), /^240/);
+    assert.match(await ihave(b.port, forged.msgid, await fetch(forged.msgid)), /^235/);
+    assert.match(await ihave(b.port, y.msgid, await fetch(y.msgid)), /^235/);
+    assert.match(await cmd(b.port, `STAT ${y.msgid}`), /^223/);
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
+
+test("checkgroups: applied where a doit rule covers every group it changes, logged where the rule only logs", { timeout: 60_000 }, async () => {
+  const groups = ["hier.a", "hier.b", "other.x"].map((g) => `[[group]]\nname = "${g}"\n`).join("\n") + `[[group]]\nname = "control"\nstatus = "n"\n`;
+  const doit = `[[control]]\nmessage = "checkgroups"\nfrom = "control@hier.example"\ngroups = "hier.*"\naction = "doit"\n`;
+  const checkgroups = (n: number) => {
+    const msgid = `<checkgroups-${n}-${Date.now()}@hier.example>`;
+    return {
+      msgid,
+      text: `Path: hier.example!not-for-mail\r\nFrom: ${UID}\r\nNewsgroups: hier.a\r\nSubject: cmsg checkgroups\r\nControl: checkgroups\r\nMessage-ID: ${msgid}\r\nDate: ${new Date().toUTCString()}\r\n\r\n#! scope:hier\r\nhier.a\tThe first group.\r\nhier.c\tA new moderated group. (Moderated)\r\n`,
+    };
+  };
+  const active = async (port: number) => {
+    const { client } = await RawClient.connect(port);
+    try {
+      assert.match(await client.cmd("LIST ACTIVE"), /^215/);
+      return (await client.lines()).map((l) => { const f = l.split(" "); return `${f[0]} ${f[3]}`; }).filter((l) => !l.startsWith("control")).sort();
+    } finally {
+      client.close();
+    }
+  };
+  const applies = await startNode({ config: groups + doit });
+  const logs = await startNode({ config: groups + doit.replace('action = "doit"', 'action = "log"'), args: ["--log-level", "info"] });
+  try {
+    const m = checkgroups(1);
+    assert.match(await ihave(applies.port, m.msgid, m.text), /^235/);
+    assert.deepEqual(await active(applies.port), ["hier.a y", "hier.c m", "other.x y"]);
+    const m2 = checkgroups(2);
+    assert.match(await ihave(logs.port, m2.msgid, m2.text), /^235/);
+    await until(async () => logs.stderr.includes("checkgroups logged, not applied") || undefined, 10_000, "the log line");
+    assert.match(logs.stderr, /add hier\.c m/);
+    assert.match(logs.stderr, /remove hier\.b/);
+    assert.deepEqual(await active(logs.port), ["hier.a y", "hier.b y", "other.x y"]);
+  } finally {
+    await Promise.all([applies.stop(), logs.stop()]);
+  }
+});

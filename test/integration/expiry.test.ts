@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { statSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CLI, startNode, type TestNode } from "../helpers/node.js";
 import { RawClient, makeArticle, stuff } from "../helpers/client.js";
@@ -135,11 +135,14 @@ test("the last rule that matches a group applies, and keys it leaves out come fr
   assert.deepEqual(retentionFor({ ...cfg, rule: [] }, "local.test"), { days: 30, maxArticles: 100, maxBytes: 0 });
 });
 
-test("expiry runs on its schedule", { timeout: 60_000 }, async () => {
-  const node = await startNode({ config: `[expire]\nschedule = "* * * * * *"\nmax_articles = 2\n` });
+test("expiry runs on its schedule, which a reload changes", { timeout: 60_000 }, async () => {
+  const node = await startNode({ config: `[expire]\nschedule = "off"\nmax_articles = 2\n` });
   try {
     await flood(node.port, 5, { groups: "local.test" });
     const { client: c } = await RawClient.connect(node.port);
+    assert.match(await c.cmd("GROUP local.test"), /^211 5 1 5 /);
+    writeFileSync(join(node.dataDir, "tidings.toml"), `[expire]\nschedule = "* * * * * *"\nmax_articles = 2\n`);
+    node.proc.kill("SIGHUP");
     const deadline = Date.now() + 20_000;
     let group = "";
     while (!/^211 2 4 5 /.test((group = await c.cmd("GROUP local.test")))) {

@@ -179,7 +179,8 @@ test("POST refusals say why, store nothing, and the session goes on", async () =
     ["From: a <a@b.c>\r\nNewsgroups: local.test\r\n\r\nb\r\n", /^441 Missing required header: Subject/],
     ["From: a <a@b.c>\r\nNewsgroups: local.test\r\nSubject: s\r\nMessage-ID: nope\r\n\r\nb\r\n", /^441 Invalid Message-ID/],
     ["From: a <a@b.c>\r\nNewsgroups: no.such.group\r\nSubject: s\r\n\r\nb\r\n", /^441 No carried newsgroups/],
-    ["From: a <a@b.c>\r\nNewsgroups: tidings.announce\r\nSubject: s\r\n\r\nb\r\n", /^441 Group tidings\.announce is moderated/],
+    // RFC 5537 §3.5.1: Approved only from those the moderated group allows (relay/moderation.ts)
+    ["From: a <a@b.c>\r\nNewsgroups: tidings.announce\r\nApproved: a@b.c\r\nSubject: s\r\n\r\nb\r\n", /^441 You are not allowed to approve postings to tidings\.announce/],
     ["From: a <a@b.c>\r\nNewsgroups: local.test\r\nSubject: s\r\nDate: someday\r\n\r\nb\r\n", /^441 Invalid Date/],
     [`From: a <a@b.c>\r\nNewsgroups: local.test\r\nSubject: s\r\nMessage-ID: ${posted[0]}\r\n\r\nb\r\n`, /^441 Duplicate/],
     ["no header at all\r\n\r\nb\r\n", /^441 Malformed header/],

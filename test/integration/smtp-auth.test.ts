@@ -15,6 +15,12 @@ import { queued, smtpTalk } from "../helpers/mail.js";
 const run = promisify(execFile);
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
 
+/** Stops a node and removes the data folder made for it here. */
+async function stop(node: TestNode): Promise<void> {
+  await node.stop();
+  rmSync(node.dataDir, { recursive: true, force: true });
+}
+
 function addUser(dataDir: string, name: string, password: string): void {
   const r = spawnSync(process.execPath, [CLI, "user", "add", name, "--data", dataDir, "--password-stdin"], { encoding: "utf8", input: password + "\n", timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
@@ -88,7 +94,7 @@ s.quit()
     assert.deepEqual(lib.to, ["other@elsewhere.example"]);
     assert.deepEqual(await queued(node), []);
   } finally {
-    await node.stop();
+    await stop(node);
     await sink.stop();
   }
 });
@@ -106,7 +112,7 @@ test("without TLS SMTP AUTH is refused with 538 by default, loopback included", 
     assert.match(s[1], /^538 /);
     assert.match(s[3], /^554 5\.7\.1 /);
   } finally {
-    await node.stop();
+    await stop(node);
     await sink.stop();
   }
 });
@@ -140,7 +146,7 @@ print(json.dumps(out))
     await until("the message at the sink", () => sink.messages.length >= 1);
     assert.match(sink.messages[0].data.toString("latin1"), /with ESMTPSA\r\n/, "RFC 3848: ESMTPSA");
   } finally {
-    await node.stop();
+    await stop(node);
     await sink.stop();
     rmSync(certs, { recursive: true, force: true });
   }

@@ -7,8 +7,13 @@ import { status } from "../reply.js";
 import type { Command } from "./types.js";
 import type { Session } from "../session.js";
 
-/** The name given by AUTHINFO USER, waiting for its PASS (RFC 4643 §2.3.2). */
-const pendingUser = new WeakMap<Session, string>();
+/**
+ * The name given by AUTHINFO USER, waiting for its PASS (RFC 4643 §2.3.2),
+ * and whether the connection was encrypted then: a name given before
+ * STARTTLS is not carried across it (RFC 4642 §2.2.2: what came before TLS is
+ * forgotten).
+ */
+const pendingUser = new WeakMap<Session, { user: string; secure: boolean }>();
 
 const USAGE = "Usage: AUTHINFO USER name | AUTHINFO PASS password | AUTHINFO SASL PLAIN [initial-response]";
 
@@ -85,7 +90,7 @@ export const AUTHINFO: Command = {
       }
       if (sub === "USER") {
         if (args.length !== 2) return status(C.SYNTAX, USAGE);
-        pendingUser.set(s, args[1]);
+        pendingUser.set(s, { user: args[1], secure: s.secure });
         // the same answer for every name: it does not tell which users exist
         return status(C.AUTH_PASSWORD, "Password required");
       }
@@ -93,10 +98,10 @@ export const AUTHINFO: Command = {
         // the password is the rest of the line, spaces and all (as INN takes it)
         const password = /^\S+\s+\S+\s(.*)$/.exec(line)?.[1] ?? "";
         if (args.length < 2 || password === "") return status(C.SYNTAX, USAGE);
-        const user = pendingUser.get(s);
+        const pending = pendingUser.get(s);
         pendingUser.delete(s);
-        if (user === undefined) return status(C.AUTH_SEQUENCE, "Authentication commands issued out of sequence: AUTHINFO USER first");
-        return login(s, user, password);
+        if (pending === undefined || pending.secure !== s.secure) return status(C.AUTH_SEQUENCE, "Authentication commands issued out of sequence: AUTHINFO USER first");
+        return login(s, pending.user, password);
       }
       if (sub === "SASL") {
         pendingUser.delete(s);

@@ -89,6 +89,8 @@ export async function passwordFromStdin(): Promise<string> {
 /** Asks for a password at the terminal without echoing it. */
 function askHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
+  // echo off before the prompt shows: what is typed (or pasted) at once is not echoed either
+  stdin.setRawMode(true);
   process.stderr.write(prompt);
   return new Promise((resolve, reject) => {
     let typed = "";
@@ -108,7 +110,6 @@ function askHidden(prompt: string): Promise<string> {
         else if (ch >= " ") typed += ch;
       }
     };
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.on("data", onData);
   });

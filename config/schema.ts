@@ -8,6 +8,7 @@ import { USER_NAME } from "../storage/users.js";
 import { dnsServerError, hostPortError, parseAddressEntry } from "./net.js";
 import { checkNames } from "./checks.js";
 import { checkTls } from "./tls.js";
+import { checkControl } from "./control.js";
 
 /** A string checked by `why` (config/net.ts, which the node parses with too): what it returns is the error. */
 const checked = (why: (s: string) => string | undefined) =>
@@ -272,6 +273,7 @@ export const ConfigSchema = z.strictObject({
 export const CheckedConfigSchema = ConfigSchema.superRefine((c, ctx) => {
   checkNames(c, ctx);
   checkTls(c, ctx);
+  checkControl(c, ctx);
   const seen = new Map<string, number>();
   c.route.forEach((r, i) => {
     const d = r.domain.toLowerCase();

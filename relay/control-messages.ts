@@ -109,7 +109,7 @@ export function authorized(policy: CancelPolicy, lock: string | undefined, key: 
 export class ControlMessages {
   #rules: Rule[] = [];
   readonly #ring = new KeyRing();
-  readonly counts = { acted: 0, logged: 0, refusedSignature: 0, cancelled: 0, cancelRefused: 0, remembered: 0 };
+  readonly counts = { acted: 0, logged: 0, refusedSignature: 0, cancelled: 0, cancelRefused: 0, remembered: 0, dropped: 0 };
 
   constructor(
     private readonly storage: Storage,
@@ -199,7 +199,8 @@ export class ControlMessages {
       if (policy === "require-auth" && !key) return;
       // a flood of cancels for articles that never come must not fill memory (they are looked up per article)
       if (this.cancels.pending.size >= MAX_PENDING_CANCELS) {
-        this.log.warn({ msgid: a.msgid, target, waiting: this.cancels.pending.size }, `${how} for an article not here dropped: too many cancels waiting`);
+        this.counts.dropped++;
+        this.log.debug({ msgid: a.msgid, target, waiting: this.cancels.pending.size }, `${how} for an article not here dropped: too many cancels waiting`);
         return;
       }
       await this.cancels.remember(target, { key: key ?? "", by: a.msgid, at: Date.now() });

@@ -306,10 +306,11 @@ export class OutboundQueue<T, R extends Outcome> {
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#timerAt = Infinity;
-      const now = Date.now();
+      // what is due now is taken by the next offer; the timer is for what is due later
+      const now = Date.now() + 5;
       let first = Infinity;
-      for (const d of this.#deferred.values()) first = Math.min(first, d.at);
-      this.#wakeAt = this.#wakeAt.filter((t) => t > now + 5);
+      for (const d of this.#deferred.values()) if (d.at > now) first = Math.min(first, d.at);
+      this.#wakeAt = this.#wakeAt.filter((t) => t > now);
       for (const t of this.#wakeAt) first = Math.min(first, t);
       this.wake();
       if (first < Infinity) this.#armTimer(first);

@@ -237,12 +237,14 @@ export class OutboundQueue<T, R extends Outcome> {
       const began = ++this.#reads;
       const held = this.#inFlight.size + this.#deferred.size + this.#queue.length;
       this.#reading = this.source.read(held).then(({ items, full, top }) => {
+        // a source without a cursor reads again what the queue already holds
+        const queued = this.#queue.length > 0 ? new Set(this.#queue.map((i) => this.source.key(i))) : undefined;
         for (const it of items) {
           const k = this.source.key(it);
           // settled after this read began: the snapshot may predate the settle
           const s = this.#settled.get(k);
           if (s !== undefined && s >= began) continue;
-          if (!this.#inFlight.has(k) && !this.#deferred.has(k)) this.#queue.push(it);
+          if (!this.#inFlight.has(k) && !this.#deferred.has(k) && !queued?.has(k)) this.#queue.push(it);
         }
         for (const [k, s] of this.#settled) if (s < began) this.#settled.delete(k);
         // Caught up only if the snapshot holds everything announced: a read that
@@ -267,6 +269,7 @@ export class OutboundQueue<T, R extends Outcome> {
     } catch (err) {
       this.#inFlight.delete(k);
       this.log.warn({ err: String(err) }, "could not settle outbound work; it is offered again");
+      this.#offerEnded();
       return;
     }
     if (r instanceof Promise) {
@@ -294,7 +297,9 @@ export class OutboundQueue<T, R extends Outcome> {
     this.#armTimer(at);
   }
 
+  /** An offer is over, its settle included (stop waits for these). */
   #offerEnded(): void {
+    this.#open--;
     if (this.#open === 0) for (const f of this.#idle.splice(0)) f();
   }
 
@@ -307,7 +312,8 @@ export class OutboundQueue<T, R extends Outcome> {
       this.#timer = null;
       this.#timerAt = Infinity;
       // what is due now is taken by the next offer; the timer is for what is due later
-      const now = Date.now() + 5;
+      // (no slack here: an item due a moment from now is not due for #next)
+      const now = Date.now();
       let first = Infinity;
       for (const d of this.#deferred.values()) if (d.at > now) first = Math.min(first, d.at);
       this.#wakeAt = this.#wakeAt.filter((t) => t > now);
@@ -455,15 +461,13 @@ export class OutboundQueue<T, R extends Outcome> {
             session.offer(item).then(
               (outcome) => {
                 open--;
-                this.#open--;
-                if (this.#closing) return; // stopped: it stays queued in the source
+                if (this.#closing) return void this.#open--; // stopped: it stays queued in the source
                 mine.delete(item);
                 this.#settle(item, outcome);
                 void fill();
               },
               (err) => {
                 open--;
-                this.#open--;
                 this.#offerEnded();
                 finish(err instanceof Error ? err : new Error(String(err)));
               },

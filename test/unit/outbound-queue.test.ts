@@ -204,6 +204,27 @@ test("defer: a retry is offered again when due and not before (kept in memory, a
   }
 });
 
+test("deferrals due a few milliseconds apart are each offered again when due, with no wake from outside", async () => {
+  const store = new Store();
+  const t = new FakeTransport();
+  const tried = new Set<number>();
+  t.answer = (i) => (tried.has(i.id) ? { disposition: "done", reply: "239" } : (tried.add(i.id), { disposition: "retry", reply: "431 later" }));
+  const base = Date.now() + 300;
+  // each item is due again 1 ms after the one before: some fall just after the moment the timer fires
+  store.settle = function (i: Item, outcome: Outcome, expired: boolean): number | void {
+    Store.prototype.settle.call(this, i, outcome, expired);
+    if (outcome.disposition === "retry") return base + i.id;
+  };
+  const q = make(store, t);
+  for (let id = 1; id <= 20; id++) store.add(id);
+  q.start();
+  try {
+    await until("every item offered twice", () => t.offers.length === 40, 3000);
+  } finally {
+    await q.stop();
+  }
+});
+
 test("maximum age before the offer: too old is dropped unsent and counted", async () => {
   const store = new Store();
   const t = new FakeTransport();

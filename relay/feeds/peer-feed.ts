@@ -118,7 +118,9 @@ export class PeerFeed {
 
   /** A new article was queued for this peer (the bus); taken from the event itself when the feed is idle. */
   announce(row: { article: number; msgid: string; bytes: number; data: Buffer }): void {
-    this.#queue.announce({ article: row.article, msgid: row.msgid, bytes: row.bytes, arrived: Date.now(), data: row.data }, row.article);
+    // the bytes ride along only while a connection is up to send them at once; otherwise the article is read when sent
+    const data = this.#queue.stats.connected > 0 ? row.data : undefined;
+    this.#queue.announce({ article: row.article, msgid: row.msgid, bytes: row.bytes, arrived: Date.now(), data }, row.article);
   }
 
   /** An article was stored that is not for this peer: the feed only notes how far the store has come. */
@@ -178,6 +180,11 @@ class BacklogSource implements WorkSource<BacklogRow, Outcome> {
     if (row.article <= this.#cursor) return false;
     this.#cursor = row.article;
     return true;
+  }
+
+  /** Bytes taken from the bus are not kept across a lost connection: the article may be expired or cancelled before the peer is back. */
+  returned(row: BacklogRow): BacklogRow {
+    return row.data ? { ...row, data: undefined } : row;
   }
 
   /** The peer's final word on an article: offered again later (retry), or its backlog row goes. */

@@ -30,6 +30,14 @@ export interface WorkSource<T, R extends Outcome> {
   /** An announced item the queue may take without a read (the idle fast path); false: read instead. */
   take?(item: T): boolean;
   /**
+   * A connection failed: work it had, and work waiting in memory, will be
+   * offered on a later connection, maybe much later. The source may shed
+   * what it held in memory for it (an article's bytes, taken from the bus),
+   * so that what is sent then is read again, and what was expired or
+   * cancelled meanwhile is not sent at all.
+   */
+  returned?(item: T): T;
+  /**
    * The final word on one item, or a retry. For a retry, returns when it is
    * due again (ms). `expired`: the item has outlived the maximum age and
    * this was a retry (maxAge.when = "after-attempt"): give it up.
@@ -373,6 +381,8 @@ export class OutboundQueue<T, R extends Outcome> {
           this.#inFlight.delete(this.source.key(item));
           this.#queue.unshift(item);
         }
+        const shed = this.source.returned?.bind(this.source);
+        if (shed && !this.#stopped) for (let i = 0; i < this.#queue.length; i++) this.#queue[i] = shed(this.#queue[i]);
       }
       if (this.#stopped) break;
       // reconnect.min doubled per failure up to reconnect.max, with jitter so that queues cut together do not return together

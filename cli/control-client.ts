@@ -42,6 +42,11 @@ export async function askNode(dataDir: string, cmd: string, args: Record<string,
       if (err.code === "ECONNREFUSED" || err.code === "ENOENT") reject(new NoNodeRunning(`no node is running on the data folder ${dataDir} (${path} does not answer)`));
       else reject(err);
     });
+    // the node went away before it answered (it was stopped meanwhile): say so rather than wait out the timeout
+    socket.on("close", () => {
+      clearTimeout(timer);
+      reject(new Error(`the node on ${dataDir} closed the control connection before it answered ${cmd} (was it stopped?)`));
+    });
   });
 }
 

@@ -8,7 +8,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { startNode, type TestNode } from "../helpers/node.js";
@@ -24,17 +25,19 @@ let base: string;
 
 const GROUPS = `[[group]]\nname = "misc.web"\ndescription = "Read in a browser"\n\n[[group]]\nname = "misc.other"\ndescription = "Another group"\n`;
 
-/** docs/screenshots in the source tree (the tests may run from a build elsewhere), or nowhere. */
-function screenshotDir(): string | undefined {
-  const docs = join(process.cwd(), "docs");
-  if (!existsSync(join(docs, "ARCHITECTURE.md"))) return undefined;
-  mkdirSync(join(docs, "screenshots"), { recursive: true });
-  return join(docs, "screenshots");
-}
+/**
+ * Where screenshots go: a temporary folder, or the folder named by
+ * TIDINGS_SCREENSHOTS (the README's come from
+ * `TIDINGS_SCREENSHOTS=docs/screenshots node --test dist/test/interop/web-browser.test.js`),
+ * so that a test run does not rewrite files of the source tree.
+ */
+const SHOTS = process.env.TIDINGS_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), "tidings-shots-"));
 
 async function shot(page: Page, name: string): Promise<void> {
-  const dir = screenshotDir();
-  if (dir) await page.screenshot({ path: join(dir, `${name}.png`), fullPage: false });
+  mkdirSync(SHOTS, { recursive: true });
+  const file = join(SHOTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: false });
+  assert.ok(statSync(file).size > 1000, `${file} holds a picture`);
 }
 
 before(async () => {

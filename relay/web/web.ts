@@ -82,7 +82,7 @@ export class Web {
     const perms = this.b.permissions(who.client, who.user);
     if (!perms.read) return send(res, 403, page("Not permitted", `<h1>Not permitted</h1><p>Reading is not permitted from ${esc(who.client)}${who.user ? ` for ${esc(who.user)}` : ""}.</p><p><a href="/login">Sign in</a></p>`), "text/html; charset=utf-8");
     if (url.pathname === "/") return this.#index(res, perms, who.user);
-    const g = this.b.group(decodeURIComponent(parts[0]));
+    const g = this.b.group(decoded(parts[0]));
     // a group this reader may not read is not there for it, as LIST and GROUP say over NNTP
     if (!g || !(perms.readable?.(g.name) ?? true)) return this.#notFound(res, `No group ${parts[0]} is carried here.`);
     if (parts.length === 1) return redirect(res, `/${encodeURIComponent(g.name)}/`);
@@ -406,7 +406,7 @@ export class Web {
     const client = req.socket.remoteAddress ?? "";
     const cookie = /(?:^|;\s*)tidings_session=([^;]+)/.exec(req.headers.cookie ?? "")?.[1];
     if (!cookie) return { client };
-    const [user, expires, mac] = decodeURIComponent(cookie).split("|");
+    const [user, expires, mac] = decoded(cookie).split("|");
     if (!user || !mac || Number(expires) < Date.now()) return { client };
     const want = Buffer.from(this.#sessionMac(user, expires));
     const got = Buffer.from(mac);
@@ -487,7 +487,7 @@ export class Web {
 
   async #post(req: http.IncomingMessage, res: Res, url: URL): Promise<void> {
     const parts = url.pathname.split("/").slice(1);
-    const g = this.b.group(decodeURIComponent(parts[0] ?? ""));
+    const g = this.b.group(decoded(parts[0] ?? ""));
     const isNew = parts.length === 2 && parts[1] === "new";
     const isReply = parts.length === 3 && parts[2] === "reply";
     if (url.pathname !== "/login" && url.pathname !== "/logout" && (!g || !(isNew || isReply))) return plain(res, 404, "Not found\n");
@@ -579,6 +579,15 @@ function compose(group: string, v: { name: string; email: string; subject: strin
   lines.push("MIME-Version: 1.0", "Content-Type: text/plain; charset=UTF-8", "Content-Transfer-Encoding: 8bit", "User-Agent: tidings web");
   const body = v.body.replace(/\r\n?/g, "\n").replace(/\n*$/, "\n").split("\n").slice(0, -1).join("\r\n") + "\r\n";
   return Buffer.from(lines.join("\r\n") + "\r\n\r\n" + body, "utf8");
+}
+
+/** A path segment or cookie decoded; a malformed %-escape is no name at all (a 404, not a fault). */
+function decoded(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return "";
+  }
 }
 
 function numberIn(xref: string, group: string): number | undefined {

@@ -91,6 +91,9 @@ test("pages: groups, threads newest first, an article in its thread, flat and ne
 
   assert.equal((await request(`/local.web/${seg("<nope@nowhere>")}/`)).status, 404);
   assert.equal((await request("/no.such.group/")).status, 404);
+  assert.equal((await request("/%E0%A4%A/")).status, 404, "a malformed escape is a missing page, not a fault");
+  assert.equal((await request("/local.web/%E0%A4%A/")).status, 404);
+  assert.equal((await request("/", { headers: { Cookie: "tidings_session=%E0%A4%A" } })).status, 200);
   assert.equal((await request(`/local.quiet/${seg(root)}/`)).status, 404, "an article is shown only under a group it is in");
 });
 

@@ -16,6 +16,9 @@ export interface ServerLimits extends SessionLimits, GuardLimits {
   idleSeconds: number;
 }
 
+/** TLS handshakes under way at once from one address on the implicit-TLS listener. */
+const MAX_HANDSHAKES_PER_ADDRESS = 8;
+
 /** One open connection: what status, limits and TLS need to know of it. */
 export interface Connection {
   id: number;
@@ -72,6 +75,16 @@ export class NntpServer {
     const contexts = this.tls;
     if (!contexts) throw new Error("an nntps listener needs a certificate ([tls] cert and key)");
     const server = net.createServer((raw) => {
+      // a handshake holds a socket too: bounded in all and per address, so that
+      // connections that never finish it cannot take the room of real clients
+      const from = raw.remoteAddress ?? "unknown";
+      let mine = 0;
+      for (const h of this.#handshaking) if (h.remoteAddress === from) mine++;
+      if (mine >= MAX_HANDSHAKES_PER_ADDRESS || this.#handshaking.size + this.#sockets.size >= this.limits.maxConnections) {
+        this.guard.logOnce.event("info", "TLS handshakes", from, "connection refused before its TLS handshake: too many at once", { handshaking: this.#handshaking.size });
+        raw.destroy();
+        return;
+      }
       this.#handshaking.add(raw);
       acceptTls(raw, contexts).then(
         (t) => {

@@ -388,3 +388,30 @@ test("a certificate replaced on disk is served to the next connection without a 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("connections that never finish their TLS handshake cannot crowd out the nntps listener", { timeout: 90_000 }, async () => {
+  const dir = tempDir();
+  const pair = makeCert(dir);
+  const node = await startNode({ config: tlsSection(pair) + `[nntp]\nmax_connections = 16\n`, args: ["--nntps", "127.0.0.1:0", "--log-level", "info"] });
+  const stalled: net.Socket[] = [];
+  try {
+    // a stranger opens 20 TCP connections and sends nothing: no handshake ever starts
+    const closedEarly: Promise<boolean>[] = [];
+    for (let i = 0; i < 20; i++) {
+      const s = net.connect({ host: "127.0.0.1", port: node.nntpsPort, localAddress: "127.0.0.2" });
+      s.on("error", () => {});
+      stalled.push(s);
+      closedEarly.push(new Promise((r) => { s.once("close", () => r(true)); setTimeout(() => r(false), 3000).unref(); }));
+    }
+    const early = (await Promise.all(closedEarly)).filter(Boolean).length;
+    assert.equal(early, 12, "eight handshakes may wait per address; the rest are closed at once");
+    // a real client still gets in, over TLS
+    const fp = await servedFingerprint(node.nntpsPort);
+    assert.equal(fp, fingerprint(pair.cert));
+    assert.match(node.stderr + (await until("the log line", () => (node.stderr.includes("before its TLS handshake") ? node.stderr : undefined))), /connection refused before its TLS handshake/);
+  } finally {
+    for (const s of stalled) s.destroy();
+    await node.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -748,7 +748,9 @@ export function acksOf(a: Alignment): Ack[] {
   for (const c of a.cmds) {
     const last = c.replies[c.replies.length - 1];
     if (!last || !c.block || c.block.tooBig) continue;
-    if (c.verb === "POST" && last.code === 240) acks.push({ msgid: /(<[^<>\s]+>)\s*$/.exec(last.line)?.[1], via: "POST", reply: last.line, data: c.block.data });
+    // a post to a moderated group without Approved is taken for its moderator (RFC 5537 §3.5.1: mailed
+    // or held), not stored as an article: the 240 says so, and ARTICLE rightly answers 430
+    if (c.verb === "POST" && last.code === 240 && !/ the moderator of /.test(last.line)) acks.push({ msgid: /(<[^<>\s]+>)\s*$/.exec(last.line)?.[1], via: "POST", reply: last.line, data: c.block.data });
     if (c.verb === "IHAVE" && last.code === 235) acks.push({ msgid: c.args[0], via: "IHAVE", reply: last.line, data: c.block.data });
     if (c.verb === "TAKETHIS" && last.code === 239) acks.push({ msgid: c.args[0], via: "TAKETHIS", reply: last.line, data: c.block.data });
   }

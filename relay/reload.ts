@@ -16,6 +16,7 @@ const RESTART_ONLY = [
   "nntp.listen",
   "nntp.tls_listen",
   "http.listen",
+  "http.max_connections",
   "storage",
   "articles",
   "smtp",

@@ -11,10 +11,10 @@
 import type { Logger } from "pino";
 import type { Headers } from "../protocol/article/headers.js";
 import type { Group } from "../storage/groups.js";
-import type { MailQueue, NewMail } from "../storage/mail-queue.js";
+import type { MailQueue } from "../storage/mail-queue.js";
 import type { Held } from "../storage/held.js";
 import type { RoutePattern } from "./mail/policy.js";
-import { hopFor } from "./mail/gateway.js";
+import { hopFor, newsMail } from "./mail/gateway.js";
 import { addressOf } from "./control-messages.js";
 import type { Config } from "../config/schema.js";
 
@@ -84,18 +84,7 @@ export class Moderation {
     // RFC 5537 §3.5.1 (b): the article as it stands, with a To field for the mail
     h.prepend("To", g.moderator);
     const data = Buffer.concat([Buffer.from(h.serialize() + "\r\n", "latin1"), body]);
-    const m: NewMail = {
-      sender: this.opts.postmaster,
-      rcpts: [{ rcpt: g.moderator, hop }],
-      data,
-      client: "news",
-      origin: "news",
-      msgid,
-      eightBit: data.some((b) => b > 0x7f),
-      smtputf8: false,
-      received: now,
-    };
-    await this.mail.enqueue(m);
+    await this.mail.enqueue(newsMail(this.opts.postmaster, [{ rcpt: g.moderator, hop }], data, msgid, now));
     this.counts.mailed++;
     this.log.info({ msgid, group: g.name, moderator: g.moderator }, "post to a moderated group mailed to its moderator");
     return `Article mailed to the moderator of ${g.name} (${g.moderator}) ${msgid}`;

@@ -67,19 +67,15 @@ export function newsToMail(o: NewsToMailOptions) {
       `Precedence: list`,
     ].join("\r\n");
     const data = Buffer.concat([Buffer.from(`${header}${list}\r\n\r\n`, "latin1"), body]);
-    return {
-      sender: o.postmaster,
-      rcpts: rcpts.flatMap((rcpt) => {
-        const hop = hopFor(rcpt, o.routes);
-        return hop ? [{ rcpt, hop }] : [];
-      }),
-      data,
-      client: "news",
-      origin: "news",
-      msgid,
-      eightBit: data.some((b) => b > 0x7f),
-      smtputf8: false,
-      received: now,
-    };
+    const routed = rcpts.flatMap((rcpt) => {
+      const hop = hopFor(rcpt, o.routes);
+      return hop ? [{ rcpt, hop }] : [];
+    });
+    return newsMail(o.postmaster, routed, data, msgid, now);
   };
+}
+
+/** Mail made here from an article (list mail, a post for a moderator): from the postmaster, queued with origin "news". */
+export function newsMail(sender: string, rcpts: { rcpt: string; hop: string }[], data: Buffer, msgid: string, now: number): NewMail {
+  return { sender, rcpts, data, client: "news", origin: "news", msgid, eightBit: data.some((b) => b > 0x7f), smtputf8: false, received: now };
 }

@@ -112,6 +112,15 @@ export class Metrics {
     });
     counter("tidings_nntp_connections_total", "NNTP connections taken since start", [], (c, s) => c.inc(s.nntpTotals.connections));
     counter("tidings_nntp_commands_total", "NNTP command lines received since start", [], (c, s) => c.inc(s.nntpTotals.commands));
+    counter(
+      "tidings_nntp_limited_total",
+      "What the NNTP limits did: connections refused or dropped idle for room, sessions cut off (slow line or article), slowed or closed (commands per second), posts over the hourly limit",
+      ["action"],
+      (c, s) => {
+        if (!s.limits) return;
+        for (const [action, n] of Object.entries(s.limits)) c.inc({ action }, n);
+      },
+    );
     gauge("tidings_smtp_connections", "Open SMTP connections", [], (g, s) => g.set(s.smtpOpen));
     counter("tidings_smtp_connections_total", "SMTP connections, by result", ["result"], (c, s) => {
       c.inc({ result: "accepted" }, s.mail.received.connections);

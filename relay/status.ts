@@ -46,6 +46,8 @@ export interface NodeStatus {
   smtpOpen: number;
   /** NNTP since start: connections taken, command lines and articles received (the open connections' included). */
   nntpTotals: { connections: number; commands: number; articles: number };
+  /** What the limits did since start (relay/limits.ts): connections refused or dropped, sessions cut off or slowed, posts refused. */
+  limits?: { refused: number; evicted: number; timedOut: number; slowed: number; flooded: number; postsRefused: number };
   /** The open NNTP connections, oldest first. */
   clients: ClientStatus[];
   /** Articles that came in, by origin, peer, outcome and reason (relay/metrics.ts). */
@@ -148,7 +150,7 @@ export class StatusWriter {
 }
 
 /** The open connections and the totals, read together so that a connection closing is counted once. */
-function connections(n: Node): Pick<NodeStatus, "clients" | "nntpTotals"> {
+function connections(n: Node): Pick<NodeStatus, "clients" | "nntpTotals" | "limits"> {
   const open = n.nntp.list();
   const clients = open.map((c) => ({
     id: c.id, client: c.client, peer: c.session.perms.peer ?? null, user: c.session.user ?? null, tls: c.session.secure,
@@ -157,6 +159,7 @@ function connections(n: Node): Pick<NodeStatus, "clients" | "nntpTotals"> {
   const closed = n.nntp.closed;
   return {
     clients,
+    limits: { ...n.nntp.guard.counts },
     nntpTotals: {
       connections: closed.connections + open.length,
       commands: clients.reduce((t, c) => t + c.commands, closed.commands),
@@ -255,6 +258,13 @@ function formatIncoming(s: NodeStatus, age: (t: number | null) => string): strin
     `connected now: ${plural(s.clients.length - peers, "client")}, ${plural(peers, "incoming peer")}` +
       ` (since start: ${plural(t.connections, "connection")}, ${plural(t.commands, "command")}, ${plural(t.articles, "article")} received)`,
   );
+  if (s.limits) {
+    const l = s.limits;
+    lines.push(
+      `limits since start: ${plural(l.refused, "connection")} refused, ${l.evicted} idle dropped for room, ${plural(l.timedOut, "session")} cut off for slowness, ` +
+        `${l.slowed} slowed and ${l.flooded} closed for too many commands, ${plural(l.postsRefused, "post")} over the hourly limit`,
+    );
+  }
   for (const c of s.clients.slice(0, SHOWN_CLIENTS)) {
     const who = c.peer ? `peer ${c.peer} from ${c.client}` : `client ${c.client}`;
     const extra = [c.user ? `user ${c.user}` : "", c.tls ? "TLS" : ""].filter(Boolean).join(", ");

@@ -151,6 +151,10 @@ test("idle connections from a few addresses cannot lock others out: a new addres
       assert.match(greeting, /^400 /);
       c.destroy();
     }
+    // what the limits did shows in /metrics (and in tidings status, from the same figures)
+    const metrics = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+    assert.match(metrics, /^tidings_nntp_limited_total\{action="evicted"\} 1$/m);
+    assert.ok(Number(/^tidings_nntp_limited_total\{action="refused"\} (\d+)$/m.exec(metrics)?.[1]) >= 40, metrics.split("\n").filter((l) => l.includes("limited")).join("\n"));
     for (const h of rest) h.c.destroy();
     newcomer.destroy();
     await node.stop({ keepData: true });

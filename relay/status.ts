@@ -30,6 +30,8 @@ export interface PeerStatus extends FeedStats {
   name: string;
   host: string;
   backlog: BacklogStats;
+  /** Its connections to us now (it feeds us), and since when the oldest is open. */
+  feedingUs?: { connections: number; since: number | null };
 }
 
 export interface NodeStatus {
@@ -93,12 +95,15 @@ export class StatusWriter {
   async collect(): Promise<NodeStatus> {
     const n = this.node;
     const peers: PeerStatus[] = [];
+    const open = n.nntp.list();
     for (const p of n.config.peer) {
       const id = n.peerIds.get(p.name)!;
       const feed = n.feeds.get(id);
       const backlog = await n.storage.backlog.stats(id);
       const stats: FeedStats = feed?.stats ?? emptyFeedStats();
-      peers.push({ name: p.name, host: p.host ? `${p.host}:${p.port}` : "(receive only)", backlog, ...stats });
+      const inbound = open.filter((c) => c.session.perms.peer === p.name);
+      const feedingUs = { connections: inbound.length, since: inbound.length ? Math.min(...inbound.map((c) => c.since)) : null };
+      peers.push({ name: p.name, host: p.host ? `${p.host}:${p.port}` : "(receive only)", backlog, ...stats, feedingUs });
     }
     // a peer taken out of the configuration may still have a backlog in the database (tidings peer rm drops it)
     for (const [name, id] of n.peerIds) {
@@ -218,8 +223,10 @@ export function formatStatus(s: NodeStatus, now = Date.now()): string {
     // an error from before the link came back is history, not the state of the link
     const past = p.connected > 0 && p.lastErrorAt !== null && p.connectedSince !== null && p.lastErrorAt < p.connectedSince;
     const refusals = Object.entries(p.refusals ?? {});
+    const inbound = p.feedingUs?.connections ? `; it feeds us on ${plural(p.feedingUs.connections, "connection")}, for ${age(p.feedingUs.since)}` : "";
+    const outbound = p.host === "(receive only)" ? (inbound ? "we do not send to it" : "not feeding us now") : p.connected > 0 ? `connected (${p.mode}) for ${age(p.connectedSince)}` : `not connected${down}`;
     lines.push(
-      `peer ${p.name} ${p.host}: ${p.connected > 0 ? `connected (${p.mode}) for ${age(p.connectedSince)}` : `not connected${down}`}`,
+      `peer ${p.name} ${p.host}: ${outbound}${inbound}`,
       `  backlog ${p.backlog.count} articles, ${p.backlog.bytes} bytes, oldest ${p.backlog.oldest ? age(p.backlog.oldest) : "-"}`,
       `  offered ${p.offered}, accepted ${p.accepted}, refused ${p.refused}, rejected ${p.rejected}, deferred ${p.deferred}, dropped as too old ${p.dropped}, bytes sent ${p.bytesSent}`,
       `  last error: ${!p.lastError ? "none" : past ? `none since connected (before: ${p.lastError}, ${age(p.lastErrorAt)} ago)` : `${p.lastError} (${age(p.lastErrorAt)} ago)`}`,

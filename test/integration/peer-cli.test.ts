@@ -96,6 +96,26 @@ test("status says since when a peer is down, and an error from before the link c
   }
 });
 
+test("status shows a receive-only peer that feeds us as feeding us, not as down", { timeout: 60_000 }, async () => {
+  // beta only receives from alpha (no host); alpha streams to beta. Loopback is not a transit
+  // address here, so that the connection is known as alpha's (relay/node.ts permissions)
+  const beta = await startNode({ pathhost: "beta.test", config: `[nntp]\ntransit_from = []\n[feeds]\nstatus_interval = 0.1\n[[peer]]\nname = "alpha"\npath_identities = ["alpha.test"]\naccept_from = ["127.0.0.1"]\n` });
+  const alpha = await startNode({ pathhost: "alpha.test", config: `[[peer]]\nname = "beta"\nhost = "127.0.0.1"\nport = ${beta.port}\npath_identities = ["beta.test"]\n` });
+  try {
+    const deadline = Date.now() + 20_000;
+    let out = "";
+    while (!/feeds us on/.test(out)) {
+      assert.ok(Date.now() < deadline, `status never showed alpha feeding us:\n${out}`);
+      await new Promise((r) => setTimeout(r, 200));
+      out = tidings("status", "--data", beta.dataDir).out;
+    }
+    assert.match(out, /peer alpha \(receive only\): we do not send to it; it feeds us on 1 connection, for \d+/);
+  } finally {
+    await alpha.stop();
+    await beta.stop();
+  }
+});
+
 test("tidings demo floods five nodes and stops by itself", () => {
   const r = tidings("demo");
   assert.equal(r.code, 0, r.err);

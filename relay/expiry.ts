@@ -79,7 +79,10 @@ export class Expiry {
 
   /** Runs one expiry (or a dry run) after any run already going; one at a time. */
   run(opts: { dryRun?: boolean; now?: number } = {}): Promise<ExpireReport> {
-    const next = this.#queue.then(() => this.#run(opts.dryRun ?? false, opts.now ?? Date.now()));
+    const next = this.#queue.then(() => this.#run(opts.dryRun ?? false, opts.now ?? Date.now())).then((r) => {
+      if (!r.dryRun) this.last = r;
+      return r;
+    });
     this.#queue = next.catch(() => {});
     return next;
   }
@@ -112,6 +115,9 @@ export class Expiry {
   }
 
   #stopping = false;
+
+  /** The last real run (not a dry run) since start, for status. */
+  last: ExpireReport | undefined;
 
   #check(): void {
     if (this.#stopping) throw new Error("the node is stopping; expiry stopped part way (what went, went; a later run does the rest)");

@@ -48,6 +48,8 @@ export interface NodeStatus {
   smtpOpen: number;
   /** NNTP since start: connections taken, command lines and articles received (the open connections' included). */
   nntpTotals: { connections: number; commands: number; articles: number };
+  /** The last expiry run since start (relay/expiry.ts). */
+  expiry?: { at: number; ms: number; articles: number; bytes: number; groups: number; forgotten: number; fileBytes: number };
   /** What the limits did since start (relay/limits.ts): connections refused or dropped, sessions cut off or slowed, posts refused. */
   limits?: { refused: number; evicted: number; timedOut: number; slowed: number; flooded: number; postsRefused: number };
   /** The open NNTP connections, oldest first. */
@@ -127,6 +129,10 @@ export class StatusWriter {
       database: await databaseSize(n.config.node.data_dir),
       writer: { queued: n.storage.writer.engine.queued, batches: n.storage.writer.engine.stats.batches, items: n.storage.writer.engine.stats.items },
       reload: n.lastReload,
+      expiry: n.expiry?.last && {
+        at: n.expiry.last.at, ms: n.expiry.last.ms, articles: n.expiry.last.articles, bytes: n.expiry.last.bytes,
+        groups: n.expiry.last.groups.length, forgotten: n.expiry.last.forgotten, fileBytes: n.expiry.last.file.after,
+      },
       mail: {
         ...(await n.storage.mail.stats()),
         received: n.smtp ? { ...n.smtp.counts } : { connections: 0, refusedConnections: 0, messages: 0, refusedRcpts: 0, refusedMessages: 0 },
@@ -190,6 +196,10 @@ export function formatStatus(s: NodeStatus, now = Date.now()): string {
     ...formatIncoming(s, age),
     "",
   ];
+  if (s.expiry) {
+    const e = s.expiry;
+    lines.splice(lines.length - 1, 0, `last expiry ${age(e.at)} ago (${e.ms} ms): ${e.articles} articles removed whole (${e.bytes} bytes) from ${e.groups} groups, ${e.forgotten} remembered ids forgotten; database ${e.fileBytes} bytes in use`);
+  }
   if (s.reload) {
     const r = s.reload;
     lines.splice(

@@ -80,6 +80,13 @@ test("expired articles leave their groups; their Message-IDs are refused while r
     const out = expire(node);
     assert.match(out, /local\.test\s+7 articles .* now 8-10/);
     assert.match(out, /removed 6 articles whole/);
+    // the run (not the dry run before it) shows in tidings status
+    const shown = /last expiry \d+ (ms|s) ago \(\d+ ms\): 6 articles removed whole \(\d+ bytes\) from \d+ groups/;
+    const deadline = Date.now() + 15_000; // status.json is written every feeds.status_interval
+    while (!shown.test(tidings("status", "--data", node.dataDir).out)) {
+      assert.ok(Date.now() < deadline, `status never showed the expiry:\n${tidings("status", "--data", node.dataDir).out}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
     // RFC 3977 §6.1.1.2: low is the lowest number still there; GROUP, LISTGROUP and OVER agree
     assert.match(await c.cmd("GROUP local.test"), /^211 3 8 10 local\.test/);
     assert.match(await c.cmd("LISTGROUP local.test"), /^211 3 8 10 local\.test/);

@@ -236,6 +236,32 @@ export class MailQueue implements Contributor<Item, MailResult> {
   }
 
   /** Messages with recipients due at `now` on one hop, oldest first, each with those recipients. */
+  /**
+   * Ids of the messages due on a hop, oldest first, without their bytes: the
+   * outbound queue reads these past what it holds already, then only the new
+   * ones whole (dueMail), so a hop with many messages in flight does not copy
+   * their bytes again at every read.
+   */
+  async dueIds(hop: string, now: number, limit: number): Promise<number[]> {
+    const rows = await this.reader.all<{ mail: number }>("SELECT DISTINCT mail FROM mail_rcpt WHERE hop = ? AND next_try <= ? ORDER BY mail LIMIT ?", [hop, now, limit]);
+    return rows.map((r) => r.mail);
+  }
+
+  /** The messages `ids` with their recipients due on the hop (a message no longer due is left out). */
+  async dueMail(hop: string, now: number, ids: number[]): Promise<DueMail[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.reader.all<{
+      id: number; sender: string; received: number; msgid: string; eight_bit: number; smtputf8: number; data: Buffer; rcpt: string; attempts: number;
+    }>(
+      `SELECT m.id, m.sender, m.received, m.msgid, m.eight_bit, m.smtputf8, m.data, r.rcpt, r.attempts
+       FROM mail m JOIN mail_rcpt r ON r.mail = m.id AND r.hop = ? AND r.next_try <= ?
+       WHERE m.id IN (SELECT value FROM json_each(?))
+       ORDER BY m.id`,
+      [hop, now, JSON.stringify(ids)],
+    );
+    return groupDue(rows);
+  }
+
   async due(hop: string, now: number, limit = 50): Promise<DueMail[]> {
     const rows = await this.reader.all<{
       id: number; sender: string; received: number; msgid: string; eight_bit: number; smtputf8: number; data: Buffer; rcpt: string; attempts: number;
@@ -246,16 +272,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
        ORDER BY m.id`,
       [hop, now, limit, hop, now],
     );
-    const out: DueMail[] = [];
-    for (const r of rows) {
-      let last = out[out.length - 1];
-      if (!last || last.id !== r.id) {
-        last = { id: r.id, sender: r.sender, received: r.received, msgid: r.msgid, eightBit: r.eight_bit === 1, smtputf8: r.smtputf8 === 1, data: r.data, rcpts: [] };
-        out.push(last);
-      }
-      last.rcpts.push({ rcpt: r.rcpt, attempts: r.attempts });
-    }
-    return out;
+    return groupDue(rows);
   }
 
   /** The queue for `tidings mailq`: every message with its recipients. */
@@ -327,4 +344,18 @@ export async function dropQueued(db: Db, id: number): Promise<boolean> {
     await db.exec("ROLLBACK").catch(() => {});
     throw err;
   }
+}
+
+/** Rows of (message, recipient), ordered by message, as one DueMail per message. */
+function groupDue(rows: { id: number; sender: string; received: number; msgid: string; eight_bit: number; smtputf8: number; data: Buffer; rcpt: string; attempts: number }[]): DueMail[] {
+  const out: DueMail[] = [];
+  for (const r of rows) {
+    let last = out[out.length - 1];
+    if (!last || last.id !== r.id) {
+      last = { id: r.id, sender: r.sender, received: r.received, msgid: r.msgid, eightBit: r.eight_bit === 1, smtputf8: r.smtputf8 === 1, data: r.data, rcpts: [] };
+      out.push(last);
+    }
+    last.rcpts.push({ rcpt: r.rcpt, attempts: r.attempts });
+  }
+  return out;
 }

@@ -26,7 +26,7 @@ export interface WorkSource<T, R extends Outcome> {
    * the source cannot tell): a read older than what announce()/committed()
    * told of is not taken for "caught up".
    */
-  read(held: number): Promise<{ items: T[]; full: boolean; top: number }>;
+  read(held: number, holds?: (key: number) => boolean): Promise<{ items: T[]; full: boolean; top: number }>;
   /** An announced item the queue may take without a read (the idle fast path); false: read instead. */
   take?(item: T): boolean;
   /**
@@ -244,7 +244,11 @@ export class OutboundQueue<T, R extends Outcome> {
       const gen = this.#generation;
       const began = ++this.#reads;
       const held = this.#inFlight.size + this.#deferred.size + this.#queue.length;
-      this.#reading = this.source.read(held).then(({ items, full, top }) => {
+      // what the queue holds now, for a source that can skip reading it whole again
+      let queuedKeys: Set<number> | undefined;
+      const holds = (k: number) =>
+        this.#inFlight.has(k) || this.#deferred.has(k) || (queuedKeys ??= new Set(this.#queue.map((i) => this.source.key(i)))).has(k);
+      this.#reading = this.source.read(held, holds).then(({ items, full, top }) => {
         // a source without a cursor reads again what the queue already holds
         const queued = this.#queue.length > 0 ? new Set(this.#queue.map((i) => this.source.key(i))) : undefined;
         for (const it of items) {

@@ -1,5 +1,6 @@
 // Networks of real tidings nodes on loopback, peered as a graph.
 import net from "node:net";
+import { readFileSync } from "node:fs";
 import { startNode, tempDir, type TestNode } from "./node.js";
 import { RawClient, stuff } from "./client.js";
 import { rmSync } from "node:fs";
@@ -8,17 +9,40 @@ export async function freePort(): Promise<number> {
   return (await freePorts(1))[0];
 }
 
+/**
+ * Ports for listeners a test starts later (a node that must come back on its
+ * port, a peer configured before it runs). They are taken below the kernel's
+ * ephemeral range: a port from that range, freed here and bound a moment
+ * later, can meanwhile become the local port of any outgoing connection (a
+ * feed, a client), and the node then fails with EADDRINUSE, at random.
+ */
 export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const s = net.createServer();
-      await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-      return s;
-    }),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+  const low = ephemeralLow();
+  const out: number[] = [];
+  while (out.length < n) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    if (out.includes(port)) continue;
+    if (await bindable(port)) out.push(port);
+  }
+  return out;
+}
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    if (low > 12_000) return low;
+  } catch {
+    // not Linux: the IANA dynamic range starts at 49152
+  }
+  return 49_152;
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
 }
 
 export interface MeshNode {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { CLI, startNode, tempDir, type TestNode } from "../helpers/node.js";
 import { RawClient, stuff } from "../helpers/client.js";
 import { NntpClient } from "../../protocol/nntp/client.js";
+import { freePort } from "../helpers/mesh.js";
 
 function tidings(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 60_000 });
@@ -284,14 +285,6 @@ describe("alpha feeds beta, a reader is on beta", () => {
     await p.text();
   });
 });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -79,14 +79,21 @@ accept_from = ["127.0.0.1"]
 
   static async start(n: number, edges: [number, number][], extra: Extra = ""): Promise<Mesh> {
     const ports = await freePorts(n);
-    const nodes = await Promise.all(
+    const started = await Promise.allSettled(
       Array.from({ length: n }, async (_, i) => {
         const dir = tempDir(`tidings-mesh-${i}-`);
         const node = await startNode({ dataDir: dir, config: Mesh.config(i, ports, edges, extra), args: ["--nntp", `127.0.0.1:${ports[i]}`] });
         return { name: `n${i}`, port: ports[i], dir, node };
       }),
     );
-    return new Mesh(nodes, edges, ports, extra);
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) {
+      // the nodes that did start must not outlive the test: the test file's process would wait on them for ever
+      const up = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+      await Promise.all(up.map((m) => m.node.stop()));
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    return new Mesh(started.map((r) => (r as PromiseFulfilledResult<MeshNode>).value), edges, ports, extra);
   }
 
   async restart(i: number): Promise<void> {

@@ -80,3 +80,44 @@ export function makeArticle(opts: { msgid?: string; groups?: string; subject?: s
     (opts.body ?? "Hello.\r\n");
   return { msgid, text };
 }
+
+/** One command on a connection of its own; its status line. */
+export async function commandOn(port: number, line: string): Promise<string> {
+  const { client } = await RawClient.connect(port);
+  try {
+    return await client.cmd(line);
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * One POST on a connection of its own, after AUTHINFO when a login is given:
+ * the reply to the article, or the refusal of POST itself.
+ */
+export async function postOn(port: number, text: string, login?: [string, string]): Promise<string> {
+  const { client } = await RawClient.connect(port);
+  try {
+    if (login) {
+      await client.cmd(`AUTHINFO USER ${login[0]}`);
+      await client.cmd(`AUTHINFO PASS ${login[1]}`);
+    }
+    const r = await client.cmd("POST");
+    if (!r.startsWith("340")) return r;
+    client.send(stuff(text));
+    return await client.line();
+  } finally {
+    client.close();
+  }
+}
+
+/** Polls `f` every 50 ms until it gives a value; fails the test after `ms`. */
+export async function until<T>(f: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

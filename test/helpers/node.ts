@@ -109,3 +109,35 @@ export async function startNode(opts: StartOptions = {}): Promise<TestNode> {
   proc.stderr!.on("data", (d) => (node.stderr += d));
   return node;
 }
+
+/** What an operator sees of `tidings serve`: whether it got ready, its exit status, its standard error. */
+export interface ServeAttempt {
+  ready: boolean;
+  code: number | null;
+  stderr: string;
+}
+
+/** Runs `tidings serve ARGS` until it is ready (then it is killed) or exits by itself. */
+export async function tryServe(args: string[]): Promise<ServeAttempt> {
+  const proc = spawn(process.execPath, [CLI, "serve", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  let stdout = "";
+  proc.stderr!.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 30_000);
+    proc.stdout!.on("data", (d) => {
+      stdout += d;
+      if (/tidings ready/.test(stdout)) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+  if (proc.exitCode === null) proc.kill("SIGKILL");
+  return { ready, code: await exited, stderr };
+}

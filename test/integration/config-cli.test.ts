@@ -3,10 +3,10 @@
 // expected`, and no subcommand answers a bad file with a stack trace.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CLI, tempDir } from "../helpers/node.js";
+import { CLI, tempDir, tryServe } from "../helpers/node.js";
 
 const dir = tempDir();
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,27 +26,7 @@ function cli(...args: string[]) {
 async function serve(config: string, ownListen = false): Promise<{ ready: boolean; code: number | null; stderr: string }> {
   const data = join(dir, `data${files++}`);
   const listen = ownListen ? [] : ["--nntp", "127.0.0.1:0"];
-  const proc = spawn(process.execPath, [CLI, "serve", "--config", config, "--data", data, ...listen, "--smtp", "off", "--http", "off", "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  let stdout = "";
-  proc.stderr!.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
-  const ready = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), 30_000);
-    proc.stdout!.on("data", (d) => {
-      stdout += d;
-      if (/tidings ready/.test(stdout)) {
-        clearTimeout(timer);
-        resolve(true);
-      }
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
-  if (proc.exitCode === null) proc.kill("SIGKILL");
-  return { ready, code: await exited, stderr };
+  return tryServe(["--config", config, "--data", data, ...listen, "--smtp", "off", "--http", "off", "--log-level", "warn"]);
 }
 
 const noStack = (s: string) => assert.doesNotMatch(s, /^\s+at /m, `a stack trace:\n${s}`);

@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Mesh, chain } from "../helpers/mesh.js";
 import { startNode, tempDir } from "../helpers/node.js";
-import { RawClient, stuff } from "../helpers/client.js";
+import { RawClient, stuff, commandOn, postOn, until } from "../helpers/client.js";
 
 const UID = "Hier Admin <control@hier.example>";
 let dir = "";
@@ -103,27 +103,6 @@ async function ihave(port: number, msgid: string, text: string): Promise<string>
   }
 }
 
-async function postArticle(port: number, text: string): Promise<string> {
-  const { client } = await RawClient.connect(port);
-  try {
-    const r = await client.cmd("POST");
-    if (!r.startsWith("340")) return r;
-    client.send(stuff(text));
-    return await client.line();
-  } finally {
-    client.close();
-  }
-}
-
-async function cmd(port: number, line: string): Promise<string> {
-  const { client } = await RawClient.connect(port);
-  try {
-    return await client.cmd(line);
-  } finally {
-    client.close();
-  }
-}
-
 async function head(port: number, msgid: string): Promise<string | undefined> {
   const { client } = await RawClient.connect(port);
   try {
@@ -131,16 +110,6 @@ async function head(port: number, msgid: string): Promise<string | undefined> {
     return (await client.lines()).join("\n");
   } finally {
     client.close();
-  }
-}
-
-async function until<T>(f: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -197,7 +166,7 @@ key = "${keyFile}"
       assert.deepEqual(await client.lines(), ["hier.talk\tTalk about the hierarchy (Moderated)"]);
       client.close();
       // the control message itself is filed in the control pseudo-group, not in the group
-      assert.match(await cmd(n.port, `STAT ${good.msgid}`), /^223/);
+      assert.match(await commandOn(n.port, `STAT ${good.msgid}`), /^223/);
     }
     // the node said why it ignored the other two (log level warn in tests)
     const ignored = () => (a.node.stderr.match(/the rules want a valid X-PGP-Sig/g) ?? []).length;
@@ -216,7 +185,7 @@ test("a newgroup with no [[control]] rule is logged, not acted on (the default)"
     const m = signedNewgroup("hier.default", { description: "Default." });
     assert.match(await ihave(node.port, m.msgid, m.text), /^235/);
     await until(async () => node.stderr.includes("control message logged, not acted on") || undefined, 10_000, "the log line");
-    assert.match(await cmd(node.port, "GROUP hier.default"), /^411/);
+    assert.match(await commandOn(node.port, "GROUP hier.default"), /^411/);
   } finally {
     await node.stop();
   }
@@ -227,24 +196,24 @@ test("a cancel withdraws an article only with the Cancel-Key that opens its Canc
   try {
     const [a, b] = mesh.nodes;
     const x = article("Alice <alice@example.org>");
-    assert.match(await postArticle(a.port, x.text), /^240/);
+    assert.match(await postOn(a.port, x.text), /^240/);
     const lock = await head(a.port, x.msgid);
     assert.match(lock ?? "", /^Cancel-Lock: sha256:[A-Za-z0-9+/]+=*$/m, "the node locked what its user posted");
-    await until(async () => (await cmd(b.port, `STAT ${x.msgid}`)).startsWith("223") || undefined, 20_000, "the article on B");
+    await until(async () => (await commandOn(b.port, `STAT ${x.msgid}`)).startsWith("223") || undefined, 20_000, "the article on B");
 
     // Mallory's cancel: the node adds a key made for Mallory, which opens nothing
     const bad = cancelOf(x.msgid, "Mallory <mallory@example.org>");
-    assert.match(await postArticle(a.port, bad.text), /^240/);
+    assert.match(await postOn(a.port, bad.text), /^240/);
     assert.match((await head(a.port, bad.msgid)) ?? "", /^Cancel-Key: sha256:/m);
-    await until(async () => (await cmd(b.port, `STAT ${bad.msgid}`)).startsWith("223") || undefined, 20_000, "Mallory's cancel on B");
-    assert.match(await cmd(a.port, `STAT ${x.msgid}`), /^223/, "still on A");
-    assert.match(await cmd(b.port, `STAT ${x.msgid}`), /^223/, "still on B");
+    await until(async () => (await commandOn(b.port, `STAT ${bad.msgid}`)).startsWith("223") || undefined, 20_000, "Mallory's cancel on B");
+    assert.match(await commandOn(a.port, `STAT ${x.msgid}`), /^223/, "still on A");
+    assert.match(await commandOn(b.port, `STAT ${x.msgid}`), /^223/, "still on B");
 
     // Alice's own cancel: the node adds her key; the article goes on A at once and on B when the cancel arrives
     const good = cancelOf(x.msgid, "Alice <alice@example.org>");
-    assert.match(await postArticle(a.port, good.text), /^240/);
-    assert.match(await cmd(a.port, `STAT ${x.msgid}`), /^430/);
-    await until(async () => (await cmd(b.port, `STAT ${x.msgid}`)).startsWith("430") || undefined, 20_000, "the article gone from B");
+    assert.match(await postOn(a.port, good.text), /^240/);
+    assert.match(await commandOn(a.port, `STAT ${x.msgid}`), /^430/);
+    await until(async () => (await commandOn(b.port, `STAT ${x.msgid}`)).startsWith("430") || undefined, 20_000, "the article gone from B");
     const { client } = await RawClient.connect(a.port);
     const g = await client.cmd("GROUP tidings.general");
     client.close();
@@ -267,17 +236,17 @@ test("a cancel that reaches a node before its article: the article is refused wh
     const cy = cancelOf(y.msgid, "Alice <alice@example.org>", `${date}Cancel-Key: sha256:${key}\r\n`);
     assert.match(await ihave(node.port, cy.msgid, cy.text), /^235/);
     assert.match(await ihave(node.port, y.msgid, y.text), /^437 .*Cancelled by/);
-    assert.match(await cmd(node.port, `STAT ${y.msgid}`), /^430/);
+    assert.match(await commandOn(node.port, `STAT ${y.msgid}`), /^430/);
     // a wrong key first: its target is taken when it comes
     const z = article("Alice <alice@example.org>", `${date}Cancel-Lock: sha256:${lock}\r\n`);
     const cz = cancelOf(z.msgid, "Mallory <mallory@example.org>", `${date}Cancel-Key: sha256:bm90IHRoZSBrZXk=\r\n`);
     assert.match(await ihave(node.port, cz.msgid, cz.text), /^235/);
     assert.match(await ihave(node.port, z.msgid, z.text), /^235/);
-    assert.match(await cmd(node.port, `STAT ${z.msgid}`), /^223/);
+    assert.match(await commandOn(node.port, `STAT ${z.msgid}`), /^223/);
     // and a cancel with the right key for an article here already withdraws it
     const cz2 = cancelOf(z.msgid, "Alice <alice@example.org>", `${date}Cancel-Key: sha256:${key}\r\n`);
     assert.match(await ihave(node.port, cz2.msgid, cz2.text), /^235/);
-    assert.match(await cmd(node.port, `STAT ${z.msgid}`), /^430/);
+    assert.match(await commandOn(node.port, `STAT ${z.msgid}`), /^430/);
   } finally {
     await node.stop();
   }
@@ -287,14 +256,14 @@ test("supersedes: the poster's new article replaces the old one; someone else's 
   const node = await startNode();
   try {
     const old = article("Alice <alice@example.org>");
-    assert.match(await postArticle(node.port, old.text), /^240/);
+    assert.match(await postOn(node.port, old.text), /^240/);
     const other = article("Bob <bob@example.org>", `Supersedes: ${old.msgid}\r\n`);
-    assert.match(await postArticle(node.port, other.text), /^240/);
-    assert.match(await cmd(node.port, `STAT ${old.msgid}`), /^223/, "Bob cannot replace Alice's article");
+    assert.match(await postOn(node.port, other.text), /^240/);
+    assert.match(await commandOn(node.port, `STAT ${old.msgid}`), /^223/, "Bob cannot replace Alice's article");
     const next = article("Alice <alice@example.org>", `Supersedes: ${old.msgid}\r\n`);
-    assert.match(await postArticle(node.port, next.text), /^240/);
-    assert.match(await cmd(node.port, `STAT ${old.msgid}`), /^430/);
-    assert.match(await cmd(node.port, `STAT ${next.msgid}`), /^223/);
+    assert.match(await postOn(node.port, next.text), /^240/);
+    assert.match(await commandOn(node.port, `STAT ${old.msgid}`), /^430/);
+    assert.match(await commandOn(node.port, `STAT ${next.msgid}`), /^223/);
   } finally {
     await node.stop();
   }
@@ -314,24 +283,24 @@ test("a peer that gets a node's cancel before the article refuses the article wh
     };
     // Alice posts on A (locked by A) and cancels it there (A adds her key); B has seen neither
     const x = article("Alice <alice@example.org>");
-    assert.match(await postArticle(a.port, x.text), /^240/);
+    assert.match(await postOn(a.port, x.text), /^240/);
     const xText = await fetch(x.msgid);
     const c = cancelOf(x.msgid, "Alice <alice@example.org>");
-    assert.match(await postArticle(a.port, c.text), /^240/);
+    assert.match(await postOn(a.port, c.text), /^240/);
     const cText = await fetch(c.msgid);
     // B gets the cancel first, then the article, as a flood can deliver them
     assert.match(await ihave(b.port, c.msgid, cText), /^235/);
     assert.match(await ihave(b.port, x.msgid, xText), /^437 .*Cancelled by/);
-    assert.match(await cmd(b.port, `STAT ${x.msgid}`), /^430/);
+    assert.match(await commandOn(b.port, `STAT ${x.msgid}`), /^430/);
 
     // Mallory's cancel for Bob's article reaches B first: Bob's article is still taken
     const y = article("Bob <bob@example.org>");
-    assert.match(await postArticle(a.port, y.text), /^240/);
+    assert.match(await postOn(a.port, y.text), /^240/);
     const forged = cancelOf(y.msgid, "Mallory <mallory@example.org>");
-    assert.match(await postArticle(a.port, forged.text), /^240/);
+    assert.match(await postOn(a.port, forged.text), /^240/);
     assert.match(await ihave(b.port, forged.msgid, await fetch(forged.msgid)), /^235/);
     assert.match(await ihave(b.port, y.msgid, await fetch(y.msgid)), /^235/);
-    assert.match(await cmd(b.port, `STAT ${y.msgid}`), /^223/);
+    assert.match(await commandOn(b.port, `STAT ${y.msgid}`), /^223/);
   } finally {
     await Promise.all([a.stop(), b.stop()]);
   }

@@ -3,11 +3,11 @@
 // disk, each as an operator meets them, with the real `tidings serve`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import sqlite3 from "sqlite3";
-import { CLI, startNode, tempDir } from "../helpers/node.js";
+import { CLI, startNode, tempDir, tryServe } from "../helpers/node.js";
 import { RawClient, makeArticle, stuff } from "../helpers/client.js";
 import { runningPid } from "../../storage/lock.js";
 
@@ -18,29 +18,8 @@ interface Attempt {
 }
 
 /** Runs `tidings serve` on `dir` until it is ready (then it is stopped) or exits. */
-async function tryServe(dir: string): Promise<Attempt> {
-  const proc = spawn(process.execPath, [CLI, "serve", "--data", dir, "--nntp", "127.0.0.1:0", "--smtp", "off", "--http", "off", "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  let stdout = "";
-  proc.stderr!.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
-  const ready = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), 30_000);
-    proc.stdout!.on("data", (d) => {
-      stdout += d;
-      if (/tidings ready/.test(stdout)) {
-        clearTimeout(timer);
-        resolve(true);
-      }
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
-  if (ready || proc.exitCode === null) proc.kill("SIGKILL");
-  const code = await exited;
-  return { ready, code, stderr };
+async function tryServeOn(dir: string): Promise<Attempt> {
+  return tryServe(["--data", dir, "--nntp", "127.0.0.1:0", "--smtp", "off", "--http", "off", "--log-level", "warn"]);
 }
 
 /** The refusal an operator reads: not ready, a non-zero status, and one line on standard error. */
@@ -96,7 +75,7 @@ test("a second node on a data folder in use refuses, in one line naming the fold
   const first = await startNode();
   try {
     const msgid = await post(first.port, "before the second node");
-    const second = await tryServe(first.dataDir);
+    const second = await tryServeOn(first.dataDir);
     const line = refusedLine(second);
     assert.ok(line.includes(first.dataDir), line);
     assert.ok(line.includes(`pid ${first.pid}`), line);
@@ -145,7 +124,7 @@ test("a zero-byte database file is refused, not taken for a new node, and left a
   const file = join(dir, "tidings.sqlite");
   try {
     writeFileSync(file, "");
-    const line = refusedLine(await tryServe(dir));
+    const line = refusedLine(await tryServeOn(dir));
     assert.ok(line.includes(file), line);
     assert.match(line, /empty/);
     assert.equal(statSync(file).size, 0);
@@ -160,14 +139,14 @@ test("a SQLite database of another program, or a file that is not SQLite, is ref
   const file = join(dir, "tidings.sqlite");
   try {
     await sql(file, "CREATE TABLE notes (body TEXT)");
-    const line = refusedLine(await tryServe(dir));
+    const line = refusedLine(await tryServeOn(dir));
     assert.ok(line.includes(file), line);
     assert.match(line, /not a tidings database/);
     assert.deepEqual((await sql<{ name: string }>(file, "SELECT name FROM sqlite_schema")).map((r) => r.name), ["notes"]);
 
     rmSync(file);
     writeFileSync(file, "name,value\na,1\n");
-    const line2 = refusedLine(await tryServe(dir));
+    const line2 = refusedLine(await tryServeOn(dir));
     assert.ok(line2.includes(file), line2);
     assert.match(line2, /not a SQLite database/);
     assert.equal(readFileSync(file, "utf8"), "name,value\na,1\n");
@@ -187,7 +166,7 @@ test("a database the node cannot write to is refused in one line naming the file
       return;
     }
     try {
-      const line = refusedLine(await tryServe(dir));
+      const line = refusedLine(await tryServeOn(dir));
       assert.ok(line.includes(file), line);
       assert.match(line, /cannot (open the database for writing|write)/);
     } finally {
@@ -203,7 +182,7 @@ test("a database that SQLite cannot open is refused with its file named", async 
   const file = join(dir, "tidings.sqlite");
   try {
     mkdirSync(file); // SQLITE_CANTOPEN, which alone names no file
-    const line = refusedLine(await tryServe(dir));
+    const line = refusedLine(await tryServeOn(dir));
     assert.ok(line.includes(file), line);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -9,19 +9,9 @@ import { join } from "node:path";
 import { Mesh, chain, groupContents, post } from "../helpers/mesh.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { mailSetup, queued, runWithInput } from "../helpers/mail.js";
-import { RawClient } from "../helpers/client.js";
+import { RawClient, until } from "../helpers/client.js";
 
 before(() => mailSetup());
-
-async function until<T>(f: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function sendMail(port: number, from: string, to: string, data: string, source = "127.0.0.1"): Promise<string> {
   return runWithInput("python3", ["-c", `

@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { startNode, CLI } from "../helpers/node.js";
 import { SmtpSink } from "../helpers/smtp-sink.js";
 import { mailSetup } from "../helpers/mail.js";
-import { RawClient, stuff } from "../helpers/client.js";
+import { RawClient, stuff, commandOn, postOn } from "../helpers/client.js";
 
 before(() => mailSetup());
 
@@ -18,31 +18,6 @@ let seq = 0;
 function article(from: string, groups: string, extra = ""): { msgid: string; text: string } {
   const msgid = `<mod.${process.pid}.${Date.now().toString(36)}.${seq++}@test.example>`;
   return { msgid, text: `From: ${from}\r\nNewsgroups: ${groups}\r\nSubject: submission ${seq}\r\nMessage-ID: ${msgid}\r\n${extra}\r\nPlease publish this.\r\n` };
-}
-
-async function post(port: number, text: string, login?: [string, string]): Promise<string> {
-  const { client } = await RawClient.connect(port);
-  try {
-    if (login) {
-      await client.cmd(`AUTHINFO USER ${login[0]}`);
-      await client.cmd(`AUTHINFO PASS ${login[1]}`);
-    }
-    const r = await client.cmd("POST");
-    if (!r.startsWith("340")) return r;
-    client.send(stuff(text));
-    return await client.line();
-  } finally {
-    client.close();
-  }
-}
-
-async function cmd(port: number, line: string): Promise<string> {
-  const { client } = await RawClient.connect(port);
-  try {
-    return await client.cmd(line);
-  } finally {
-    client.close();
-  }
 }
 
 test("a post to a moderated group goes to the moderator by mail; approvers may post; Approved from anyone else is refused", { timeout: 90_000 }, async () => {
@@ -79,7 +54,7 @@ next_hop = "127.0.0.1:${sinkPort}"
   try {
     // 1. no Approved: mailed to the moderator, not stored, and the poster is told where it went
     const sub = article("Poster <poster@example.org>", "example.talk,example.announce");
-    const r1 = await post(node.port, sub.text);
+    const r1 = await postOn(node.port, sub.text);
     assert.match(r1, /^240 Article mailed to the moderator of example\.announce \(announce-mod@mods\.example\)/);
     const [mail] = await sink.waitFor(1, 20_000);
     assert.deepEqual(mail.to, ["announce-mod@mods.example"]);
@@ -88,23 +63,23 @@ next_hop = "127.0.0.1:${sinkPort}"
     assert.match(text, new RegExp(`^Message-ID: ${sub.msgid.replace(/[.$]/g, "\\$&")}\r$`, "m"), "RFC 5537 §3.5.1: the Message-ID is kept");
     assert.doesNotMatch(text, /^Injection-Info:/m, "not injected until the moderator approves it");
     assert.match(text, /Please publish this\./);
-    assert.match(await cmd(node.port, `STAT ${sub.msgid}`), /^430/, "not stored as an article");
+    assert.match(await commandOn(node.port, `STAT ${sub.msgid}`), /^430/, "not stored as an article");
 
     // 2. the moderator approves it: posted from an approver's address with Approved, it is taken
     const approved = article("Editor <editor@example.org>", "example.talk,example.announce", "Approved: editor@example.org\r\n");
-    assert.match(await post(node.port, approved.text), /^240 Article received OK/);
-    assert.match(await cmd(node.port, `STAT ${approved.msgid}`), /^223/);
+    assert.match(await postOn(node.port, approved.text), /^240 Article received OK/);
+    assert.match(await commandOn(node.port, `STAT ${approved.msgid}`), /^223/);
     const fromModerator = article("The Moderator <announce-mod@mods.example>", "example.announce", "Approved: announce-mod@mods.example\r\n");
-    assert.match(await post(node.port, fromModerator.text), /^240 Article received OK/);
+    assert.match(await postOn(node.port, fromModerator.text), /^240 Article received OK/);
 
     // 3. Approved from someone else is not honoured: refused, naming the moderator
     const forged = article("Mallory <mallory@example.org>", "example.announce", "Approved: announce-mod@mods.example\r\n");
-    assert.match(await post(node.port, forged.text), /^441 You are not allowed to approve postings to example\.announce; its moderator is announce-mod@mods\.example/);
-    assert.match(await cmd(node.port, `STAT ${forged.msgid}`), /^430/);
+    assert.match(await postOn(node.port, forged.text), /^441 You are not allowed to approve postings to example\.announce; its moderator is announce-mod@mods\.example/);
+    assert.match(await commandOn(node.port, `STAT ${forged.msgid}`), /^430/);
 
     // 4. no moderator address: kept for the moderator, and the poster is told so
     const quiet = article("Poster <poster@example.org>", "example.quiet");
-    assert.match(await post(node.port, quiet.text), /^240 Article kept for the moderator of example\.quiet \(no moderator address is configured\)/);
+    assert.match(await postOn(node.port, quiet.text), /^240 Article kept for the moderator of example\.quiet \(no moderator address is configured\)/);
     const held = spawnSync(process.execPath, [CLI, "held", "list", "--data", node.dataDir], { encoding: "utf8" });
     assert.equal(held.status, 0, held.stderr);
     assert.match(held.stdout, new RegExp(`example\\.quiet.*${quiet.msgid.replace(/[.$]/g, "\\$&")}`));
@@ -145,14 +120,14 @@ approvers = ["ed"]
       assert.equal(r.status, 0, r.stderr);
     }
     const byEd = article("Whoever <whoever@example.org>", "example.announce", "Approved: announce-mod@mods.example\r\n");
-    assert.match(await post(node.port, byEd.text, ["ed", "ed-password"]), /^240 Article received OK/);
-    assert.match(await cmd(node.port, `STAT ${byEd.msgid}`), /^223/);
+    assert.match(await postOn(node.port, byEd.text, ["ed", "ed-password"]), /^240 Article received OK/);
+    assert.match(await commandOn(node.port, `STAT ${byEd.msgid}`), /^223/);
     // joe is logged in, so his From (even the moderator's own address) does not make him an approver
     const byJoe = article("The Moderator <announce-mod@mods.example>", "example.announce", "Approved: announce-mod@mods.example\r\n");
-    assert.match(await post(node.port, byJoe.text, ["joe", "joe-password"]), /^441 You are not allowed to approve postings to example\.announce/);
+    assert.match(await postOn(node.port, byJoe.text, ["joe", "joe-password"]), /^441 You are not allowed to approve postings to example\.announce/);
     // and without Approved joe's post is kept for the moderator (no route to the moderator's domain)
     const plain = article("Joe <joe@example.org>", "example.announce");
-    assert.match(await post(node.port, plain.text, ["joe", "joe-password"]), /^240 Article kept for the moderator of example\.announce \(no mail route to its moderator announce-mod@mods\.example\)/);
+    assert.match(await postOn(node.port, plain.text, ["joe", "joe-password"]), /^240 Article kept for the moderator of example\.announce \(no mail route to its moderator announce-mod@mods\.example\)/);
   } finally {
     await node.stop();
   }

@@ -4,20 +4,17 @@
 // removes it. Reads the node's database directly, as `tidings mailq` does.
 import type { Command } from "commander";
 import { existsSync, writeSync } from "node:fs";
-import { join } from "node:path";
 import { loadConfig } from "../config/load.js";
 import { Db, ReadPool } from "../storage/sqlite.js";
 import { dropHeld, heldPost, listHeld } from "../storage/held.js";
+import { openBeside } from "../storage/soundness.js";
 
 type OrExit = (fn: () => Promise<void>) => Promise<void>;
 
 async function withDb<T>(opts: { config?: string; data?: string }, f: (db: Db) => Promise<T>): Promise<T> {
   const dataDir = loadConfig(opts.config && existsSync(opts.config) ? opts.config : undefined, { dataDir: opts.data }).node.data_dir;
-  const file = join(dataDir, "tidings.sqlite");
-  if (!existsSync(file)) throw new Error(`no database at ${file}: has a node run with this data folder?`);
-  const db = await Db.open(file);
+  const db = await openBeside(dataDir);
   try {
-    await db.exec("PRAGMA busy_timeout = 5000");
     return await f(db);
   } finally {
     await db.close();

@@ -2,12 +2,11 @@
 // as Postfix's postconf/postqueue do. mailq reads the node's database
 // directly (SQLite lets a second process read and write beside the node);
 // a running node picks up "retry" at its next sweep (mail.sweep).
-import { existsSync } from "node:fs";
 import { appendValidated, currentText } from "../config/append.js";
-import { join } from "node:path";
 import { loadConfig } from "../config/load.js";
-import { Db, ReadPool } from "../storage/sqlite.js";
+import { ReadPool } from "../storage/sqlite.js";
 import { dropQueued, listQueue, retryQueued, type QueueEntry } from "../storage/mail-queue.js";
+import { openBeside } from "../storage/soundness.js";
 
 export function routeAdd(file: string, domain: string, nextHop: string): string {
   if (currentText(file) && loadConfig(file).route.some((r) => r.domain.toLowerCase() === domain.toLowerCase())) {
@@ -18,16 +17,8 @@ export function routeAdd(file: string, domain: string, nextHop: string): string 
   return block;
 }
 
-async function openQueue(dataDir: string): Promise<Db> {
-  const file = join(dataDir, "tidings.sqlite");
-  if (!existsSync(file)) throw new Error(`no database at ${file}: has a node run with this data folder?`);
-  const db = await Db.open(file);
-  await db.exec("PRAGMA busy_timeout = 5000");
-  return db;
-}
-
 export async function mailqList(dataDir: string): Promise<QueueEntry[]> {
-  const db = await openQueue(dataDir);
+  const db = await openBeside(dataDir);
   try {
     return await listQueue(new ReadPool([db]), 100_000);
   } finally {
@@ -51,7 +42,7 @@ export function formatMailq(q: QueueEntry[], now = Date.now()): string {
 
 /** Makes one message (or all) due now; returns how many recipient rows changed. */
 export async function mailqRetry(dataDir: string, id: number | "all"): Promise<number> {
-  const db = await openQueue(dataDir);
+  const db = await openBeside(dataDir);
   try {
     return await retryQueued(db, id);
   } finally {
@@ -61,7 +52,7 @@ export async function mailqRetry(dataDir: string, id: number | "all"): Promise<n
 
 /** Removes one message without delivering or bouncing it; returns whether it was there. */
 export async function mailqDrop(dataDir: string, id: number): Promise<boolean> {
-  const db = await openQueue(dataDir);
+  const db = await openBeside(dataDir);
   try {
     return await dropQueued(db, id);
   } finally {

@@ -2,34 +2,8 @@
 // AUTH). They act on the data folder's database directly, beside a running
 // node (SQLite, WAL): the node reads a user at each login, so a change counts
 // from the next login attempt, without a restart or reload.
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { Db } from "../storage/sqlite.js";
-import { checkFile, createDatabase, identify } from "../storage/soundness.js";
+import { openBeside } from "../storage/soundness.js";
 import { hashPassword, listUsers, putUser, removeUser, USER_NAME, type UserRow } from "../storage/users.js";
-
-/**
- * The data folder's database, its schema brought up to date. With create, a
- * folder with no database gets a new one, so users can be added before the
- * node first starts.
- */
-async function openDb(dataDir: string, create: boolean): Promise<Db> {
-  const file = join(dataDir, "tidings.sqlite");
-  if (checkFile(file) === "absent") {
-    if (!create) throw new Error(`no database at ${file}: has a node run with this data folder?`);
-    mkdirSync(dataDir, { recursive: true });
-    await createDatabase(file, (db) => db.exec("PRAGMA journal_mode = WAL"));
-  }
-  const db = await Db.open(file);
-  try {
-    await db.exec("PRAGMA busy_timeout = 5000");
-    await identify(db, file);
-    return db;
-  } catch (err) {
-    await db.close().catch(() => {});
-    throw err;
-  }
-}
 
 function checkName(name: string): void {
   if (!USER_NAME.test(name)) throw new Error(`not a user name: ${JSON.stringify(name).slice(0, 80)} (1 to 64 letters, digits and . _ @ + -, starting with a letter or digit)`);
@@ -40,7 +14,7 @@ export async function userAdd(dataDir: string, name: string, password: string, r
   checkName(name);
   if (password === "") throw new Error("the password is empty");
   const hash = await hashPassword(password);
-  const db = await openDb(dataDir, true);
+  const db = await openBeside(dataDir, { create: true });
   try {
     const existed = (await listUsers(db)).some((u) => u.name === name);
     if (existed && !replace) throw new Error(`user ${name} exists already; --replace sets a new password`);
@@ -52,7 +26,7 @@ export async function userAdd(dataDir: string, name: string, password: string, r
 }
 
 export async function userRemove(dataDir: string, name: string): Promise<boolean> {
-  const db = await openDb(dataDir, false);
+  const db = await openBeside(dataDir);
   try {
     return await removeUser(db, name);
   } finally {
@@ -61,7 +35,7 @@ export async function userRemove(dataDir: string, name: string): Promise<boolean
 }
 
 export async function userList(dataDir: string): Promise<UserRow[]> {
-  const db = await openDb(dataDir, false);
+  const db = await openBeside(dataDir);
   try {
     return await listUsers(db);
   } finally {

@@ -5,7 +5,8 @@
 // line that names the file and what is wrong: a zero-byte file taken for a
 // new node would silently lose a history, and a read-only one would serve
 // reads and answer every write with an internal error for as long as it ran.
-import { closeSync, existsSync, fstatSync, linkSync, openSync, readSync, renameSync, rmSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { Db, namingFile } from "./sqlite.js";
 import { MIGRATIONS, migrate } from "./schema.js";
 import { StartRefused } from "./lock.js";
@@ -145,4 +146,29 @@ function why(e: NodeJS.ErrnoException): string {
     EROFS: "the file system is read-only",
   };
   return (e.code && plain[e.code]) ?? e.message;
+}
+
+/**
+ * The data folder's database for a command run beside the node (`tidings
+ * mailq`, `user`, `held`): checked as the node checks it at start, waiting
+ * for the node's writer rather than failing (SQLite lets a second process
+ * read and write beside it). With `create`, a folder with no database gets a
+ * new one, so that users can be added before the node first starts.
+ */
+export async function openBeside(dataDir: string, opts: { create?: boolean } = {}): Promise<Db> {
+  const file = join(dataDir, "tidings.sqlite");
+  if (checkFile(file) === "absent") {
+    if (!opts.create) throw new Error(`no database at ${file}: has a node run with this data folder?`);
+    mkdirSync(dataDir, { recursive: true });
+    await createDatabase(file, (db) => db.exec("PRAGMA journal_mode = WAL"));
+  }
+  const db = await Db.open(file);
+  try {
+    await db.exec("PRAGMA busy_timeout = 5000");
+    await identify(db, file);
+    return db;
+  } catch (err) {
+    await db.close().catch(() => {});
+    throw err;
+  }
 }

@@ -257,13 +257,13 @@ export class Web {
     send(res, 200, page(headerDisplay(row.subject) || g.name, body, { feeds: { atom: `${url}t.atom` } }), "text/html; charset=utf-8");
   }
 
-  async #stored(rows: OverviewRow[]): Promise<StoredArticle[]> {
-    const out: StoredArticle[] = [];
-    for (const r of rows) {
-      const a = await this.b.articles.byMsgid(r.msgid);
-      if (a) out.push(a);
-    }
-    return out;
+  /**
+   * The rows' articles, asked together so that storage answers them in one
+   * query (storage/batched.ts); a row whose article is gone meanwhile is left out.
+   */
+  async #stored(rows: OverviewRow[]): Promise<FeedEntry[]> {
+    const got = await Promise.all(rows.map((r) => this.b.articles.byMsgid(r.msgid)));
+    return rows.flatMap((row, i) => (got[i] ? [{ row, article: got[i]! }] : []));
   }
 
   /** A whole thread on one page, THREAD_PAGE articles at most; a longer one goes on with a link. */
@@ -272,7 +272,7 @@ export class Web {
     const order = how === "flat" ? rows.map((r) => ({ row: r, depth: 0 })) : tree(rows);
     const pageNo = Math.max(0, Number(url.searchParams.get("page") ?? 0) || 0);
     const slice = order.slice(pageNo * THREAD_PAGE, (pageNo + 1) * THREAD_PAGE);
-    const stored = new Map((await this.#stored(slice.map((n) => n.row))).map((a) => [a.msgid, a]));
+    const stored = new Map((await this.#stored(slice.map((n) => n.row))).map((e) => [e.row.msgid, e.article]));
     const parts = slice
       .filter((n) => stored.has(n.row.msgid))
       .map((n) => `<div class="${depthClass(n.depth)}">${this.#articleHtml(g, stored.get(n.row.msgid)!, n.row.msgid === row.msgid)}</div><hr>`);
@@ -289,7 +289,7 @@ export class Web {
   async #mbox(res: Res, g: Group, row: OverviewRow): Promise<void> {
     const { rows } = await this.#threadOf(g, row);
     const chunks: Buffer[] = [];
-    for (const a of await this.#stored(rows)) {
+    for (const { article: a } of await this.#stored(rows)) {
       const text = a.data.toString("latin1").replace(/\r\n/g, "\n").replace(/^(>*From )/gm, ">$1");
       chunks.push(Buffer.from(`From mboxrd@z Thu Jan  1 00:00:00 1970\n${text}${text.endsWith("\n") ? "" : "\n"}\n`, "latin1"));
     }
@@ -309,7 +309,7 @@ export class Web {
     // a feed changes only when the group does: readers that poll get 304 cheaply
     const etag = `W/"${g.id}-${g.low}-${g.high}-${g.count}-${kind}"`;
     if (notModified(req, res, etag, lastArrived)) return;
-    const entries: FeedEntry[] = (await this.#stored(newest)).map((article, i) => ({ row: newest[i], article }));
+    const entries = await this.#stored(newest);
     const path = `/${encodeURIComponent(g.name)}/${kind === "atom" ? "new.atom" : "feed.json"}`;
     const info = this.#feedInfo(req, g, path, `/${encodeURIComponent(g.name)}/`, lastArrived, g.description ? `${g.name}: ${g.description}` : g.name);
     send(res, 200, kind === "atom" ? atom(info, entries) : jsonFeed(info, entries), kind === "atom" ? "application/atom+xml; charset=utf-8" : "application/feed+json; charset=utf-8");
@@ -321,11 +321,7 @@ export class Web {
     const lastArrived = Math.max(...rows.map((r) => r.arrived));
     const etag = `W/"t-${g.id}-${rows.length}-${newest[0]?.number ?? 0}"`;
     if (notModified(req, res, etag, lastArrived)) return;
-    const entries: FeedEntry[] = [];
-    for (const r of newest) {
-      const a = await this.b.articles.byMsgid(r.msgid);
-      if (a) entries.push({ row: r, article: a });
-    }
+    const entries = await this.#stored(newest);
     const url = articleUrl(g.name, row.msgid);
     const info = this.#feedInfo(req, g, `${url}t.atom`, url, lastArrived, headerDisplay(rows[0]?.subject ?? row.subject));
     send(res, 200, atom(info, entries), "application/atom+xml; charset=utf-8");

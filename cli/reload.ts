@@ -1,8 +1,9 @@
-// `tidings reload`: signals the node running on a data folder and reports
-// what its reload did, read back from the status file it writes at once.
+// `tidings reload`: signals the node that holds a data folder's lock and
+// reports what its reload did, read back from the status file it writes at once.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { NodeStatus } from "../relay/status.js";
+import { runningPid } from "../storage/lock.js";
 
 async function readStatus(dataDir: string): Promise<NodeStatus | undefined> {
   try {
@@ -13,14 +14,9 @@ async function readStatus(dataDir: string): Promise<NodeStatus | undefined> {
 }
 
 export async function reloadNode(dataDir: string, waitMs = 15_000): Promise<{ ok: boolean; text: string }> {
-  const before = await readStatus(dataDir);
-  if (!before) throw new Error(`no node has run with the data folder ${dataDir} (no status.json)`);
-  const pid = before.pid;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    throw new Error(`the node of ${dataDir} (pid ${pid}) is not running`);
-  }
+  // the data folder's lock names the running node (and knows a pid reused by another process); status.json may be old
+  const pid = runningPid(dataDir);
+  if (pid === undefined) throw new Error(`no node is running on the data folder ${dataDir}`);
   const sent = Date.now();
   process.kill(pid, "SIGHUP");
   const deadline = sent + waitMs;

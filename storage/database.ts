@@ -1,4 +1,6 @@
-// Opens the node's SQLite database: one writer connection (group commit), a
+// Opens the node's SQLite database: two writer connections (the group
+// commit's batches on a thread of their own, commit-thread.ts; its idle path
+// and the node's other writes on the main thread), a
 // pool of reader connections for articles, overview and backlogs (one
 // statement at a time each, so every read sees every earlier commit), and one
 // for batched history lookups. Readers see only committed data and never
@@ -15,6 +17,8 @@ import { Writer, type WriterOptions } from "./writer.js";
 import { SeenFilter } from "./seen-filter.js";
 import { Backlog } from "./backlog.js";
 import { MailQueue } from "./mail-queue.js";
+import { CommitThread } from "./commit-thread.js";
+import { writerPragmas } from "./pragmas.js";
 
 /** Reader connections in the pool: libuv's thread pool runs two statements at once (cli/tidings.ts). */
 const READERS = 2;
@@ -38,6 +42,8 @@ export class Storage {
     readonly backlog: Backlog,
     /** The mail queue, written through the writer's group commit. */
     readonly mail: MailQueue,
+    /** Runs the group commit's batches on a connection of its own (commit-thread.ts). */
+    readonly commitThread: CommitThread,
   ) {}
 
   /**
@@ -79,14 +85,17 @@ export class Storage {
     await w.each<{ msgid: string }>("SELECT msgid FROM history", [], (row) => seen.add(row.msgid));
     const writer = new Writer(w, groups, opts, seen);
     await writer.init();
+    const thread = await CommitThread.start(file, opts.synchronous);
+    writer.engine.useThread(thread);
     const mail = new MailQueue(writer.engine, w, pool);
     await mail.init();
     writer.withEachArticle((a, _id, _data, tx) => a.mail && mail.stageNew(a.mail, tx));
-    return new Storage(w, r, pool, groups, new History(r, seen), new Articles(pool), writer, new Backlog(pool), mail);
+    return new Storage(w, r, pool, groups, new History(r, seen), new Articles(pool), writer, new Backlog(pool), mail, thread);
   }
 
   async close(): Promise<void> {
     await this.writer.close();
+    await this.commitThread.close();
     await this.readers.close();
     await this.readDb.close();
     await this.writeDb.close();
@@ -100,6 +109,5 @@ async function prepareWriter(w: Db, synchronous: StorageOptions["synchronous"]):
   // This takes only on a database with no table yet, and only before journal_mode = WAL (tried:
   // after it, a new file stays at NONE); an older database keeps NONE and reuses its free pages.
   await w.exec("PRAGMA auto_vacuum = INCREMENTAL");
-  await w.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"};
-    PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -8000; PRAGMA wal_autocheckpoint = 4000;`);
+  await w.exec(`PRAGMA journal_mode = WAL; ${writerPragmas(synchronous)}`);
 }

@@ -5,7 +5,7 @@
 // the transaction. So a 239 for an article and a 250 for a mail mean the same
 // thing: committed, and synced when storage.synchronous = full.
 import type { Db } from "./sqlite.js";
-import { StmtCache, chunkSizes, type Stmt } from "./sqlite.js";
+import { StepRunner, type TxRunner, type WireStep } from "./stepwise.js";
 
 export class WriterBusy extends Error {}
 
@@ -15,6 +15,7 @@ export class Tx {
   /** Items that make the transaction heavy (articles, messages): one or none may take the one-call path. */
   weight = 0;
   #afterCommit: (() => void)[] = [];
+  #onFail: (() => void)[] = [];
 
   /**
    * A multi-row statement: `head` is "INSERT ... (cols) VALUES" (or any text
@@ -40,8 +41,17 @@ export class Tx {
     this.#afterCommit.push(f);
   }
 
+  /** Called if the transaction was rolled back or never ran: staged state must be forgotten. */
+  onFail(f: () => void): void {
+    this.#onFail.push(f);
+  }
+
   committed(): void {
     for (const f of this.#afterCommit) f();
+  }
+
+  failed(): void {
+    for (const f of this.#onFail.splice(0)) f();
   }
 }
 
@@ -56,6 +66,13 @@ export interface Contributor<I, R> {
   prepare?(items: I[]): Promise<void>;
   /** Stages the items' rows into `tx`; returns one result per item, in order. */
   stage(items: I[], tx: Tx): R[];
+  /**
+   * True if it can stage a batch while its previous batch is still being
+   * written: its staging then builds on what it staged before (ids, group
+   * numbers, Message-IDs being written), not only on what was committed, and
+   * forgets that on Tx.onFail.
+   */
+  readonly pipelines?: boolean;
 }
 
 interface Pending {
@@ -81,12 +98,29 @@ export class GroupCommit {
   #running = false;
   #closed = false;
   #idle: (() => void)[] = [];
-  #stmts = new Map<string, StmtCache>();
+  #runner: TxRunner;
+  #threaded = false;
+  /** Batches sent and not yet settled, oldest first. */
+  #inFlight: Promise<void>[] = [];
+  /** A batch failed: batches staged on top of it fail too; staging waits for them, then starts again. */
+  #poisoned = false;
   readonly stats = { batches: 0, items: 0, largestBatch: 0, commitMs: 0 };
   /** Told each transaction's time and size after its COMMIT (the /metrics histogram): once per batch, never per item; must not throw. */
   onCommit?: (ms: number, items: number) => void;
 
-  constructor(private readonly db: Db, private readonly opts: EngineOptions) {}
+  constructor(private readonly db: Db, private readonly opts: EngineOptions) {
+    this.#runner = new StepRunner(db);
+  }
+
+  /**
+   * Batches run on `thread` from now on. The idle path (one article or
+   * message, written in one call) stays on this connection: one hop to
+   * SQLite instead of two more between threads, where latency is what counts.
+   */
+  useThread(thread: TxRunner): void {
+    this.#runner = thread;
+    this.#threaded = true;
+  }
 
   get queued(): number {
     return this.#queue.length;
@@ -109,34 +143,87 @@ export class GroupCommit {
       this.#queue.push({ contributor: contributor as Contributor<unknown, unknown>, item, resolve: resolve as (r: unknown) => void, reject, size: bytes });
       if (!this.#running) {
         this.#running = true;
-        setImmediate(() => void this.#loop());
+        if (this.#threaded) queueMicrotask(() => void this.#loop());
+        else setImmediate(() => void this.#loop());
       }
     });
   }
 
+  /**
+   * Takes batches off the queue and commits them in order. A batch whose
+   * items all come from contributors that can stage ahead (`pipelines`) is
+   * staged and sent to the commit thread while the batch before it is still
+   * being written, so that the thread never waits for the main thread to see
+   * one COMMIT before it is handed the next transaction; anything else waits
+   * until nothing is in flight. A failed batch fails every batch staged on
+   * top of it (the commit thread refuses them), and staging starts again
+   * from what was committed.
+   */
   async #loop(): Promise<void> {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.opts.maxBatch);
-      try {
-        const t0 = performance.now();
-        const results = await this.#commit(batch);
-        const ms = performance.now() - t0;
-        this.stats.commitMs += ms;
-        this.onCommit?.(ms, batch.length);
-        batch.forEach((p, i) => p.resolve(results[i]));
-      } catch (err) {
-        for (const p of batch) p.reject(err);
-      } finally {
-        for (const p of batch) this.#queuedBytes -= p.size;
+      const ahead = this.#threaded && batch.every((p) => p.contributor.pipelines);
+      while (this.#inFlight.length > (ahead ? PIPELINE_DEPTH - 1 : 0)) await this.#inFlight[0].catch(() => {});
+      if (this.#poisoned) {
+        await Promise.allSettled(this.#inFlight);
+        this.#runner.reset?.();
+        this.#poisoned = false;
       }
+      const t0 = performance.now();
+      let committing: Promise<void>;
+      let onMain = false;
+      try {
+        const { tx, results } = await this.#stage(batch);
+        // nothing may be sent to the thread while this connection writes: the order of the COMMITs would be open
+        onMain = this.#oneCall(tx);
+        const before = this.#inFlight.at(-1);
+        // a batch with nothing to write still settles after the batches it was staged on
+        const nothing = () => before?.then(() => this.#failedBefore()) ?? Promise.resolve();
+        committing = (tx.steps.length === 0 ? nothing() : onMain ? this.#inOneCall(tx) : this.#stepwise(tx)).then(
+          () => {
+            tx.committed();
+            this.stats.batches++;
+            this.stats.items += batch.length;
+            this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+            const ms = performance.now() - t0;
+            this.stats.commitMs += ms;
+            this.onCommit?.(ms, batch.length);
+            batch.forEach((p, i) => p.resolve(results[i]));
+          },
+          (err) => {
+            this.#poisoned = true;
+            tx.failed();
+            throw err;
+          },
+        );
+      } catch (err) {
+        committing = Promise.reject(err);
+      }
+      const settled: Promise<void> = committing
+        .catch((err) => {
+          for (const p of batch) p.reject(err);
+        })
+        .finally(() => {
+          for (const p of batch) this.#queuedBytes -= p.size;
+          this.#inFlight.splice(this.#inFlight.indexOf(settled), 1);
+        });
+      this.#inFlight.push(settled);
+      if (!ahead || onMain) await settled;
     }
+    // batches may still be in flight: the next submit starts a loop that waits for them as needed
     this.#running = false;
+    if (this.#inFlight.length === 0) this.#maybeIdle();
+    else void Promise.allSettled(this.#inFlight).then(() => this.#maybeIdle());
+  }
+
+  #maybeIdle(): void {
+    if (this.#running || this.#inFlight.length > 0 || this.#queue.length > 0) return;
     for (const f of this.#idle.splice(0)) f();
   }
 
   /** Resolves when everything queued so far has been committed or failed. */
   drain(): Promise<void> {
-    if (!this.#running) return Promise.resolve();
+    if (!this.#running && this.#inFlight.length === 0) return Promise.resolve();
     return new Promise((r) => this.#idle.push(r));
   }
 
@@ -145,7 +232,8 @@ export class GroupCommit {
     await this.drain();
   }
 
-  async #commit(batch: Pending[]): Promise<unknown[]> {
+  /** Runs the contributors' reads and staging for a batch: its transaction and one result per item. */
+  async #stage(batch: Pending[]): Promise<{ tx: Tx; results: unknown[] }> {
     // items grouped by contributor, in order of first appearance
     const groups = new Map<Contributor<unknown, unknown>, number[]>();
     batch.forEach((p, i) => {
@@ -156,20 +244,29 @@ export class GroupCommit {
     for (const [c, idx] of groups) await c.prepare?.(idx.map((i) => batch[i].item));
     const tx = new Tx();
     const results: unknown[] = new Array(batch.length);
-    for (const [c, idx] of groups) {
-      const r = c.stage(idx.map((i) => batch[i].item), tx);
-      idx.forEach((i, k) => (results[i] = r[k]));
+    try {
+      for (const [c, idx] of groups) {
+        const r = c.stage(idx.map((i) => batch[i].item), tx);
+        idx.forEach((i, k) => (results[i] = r[k]));
+      }
+    } catch (err) {
+      tx.failed();
+      throw err;
     }
-    if (tx.steps.length > 0) {
-      const oneCall = tx.weight <= LITERAL_MAX_WEIGHT && tx.steps.every((s) => (s.kind === "run" ? !s.changes : s.kind !== "in" || s.list.length <= 500));
-      if (oneCall) await this.#inOneCall(tx);
-      else await this.#stepwise(tx);
-    }
-    tx.committed();
-    this.stats.batches++;
-    this.stats.items += batch.length;
-    this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
-    return results;
+    return { tx, results };
+  }
+
+  #failedBefore(): void {
+    if (this.#poisoned) throw new WriterBusy("not written: an earlier batch failed");
+  }
+
+  /** Whether a staged transaction is written in one call on this connection: light, and nothing else in flight. */
+  #oneCall(tx: Tx): boolean {
+    return (
+      this.#inFlight.length === 0 &&
+      tx.weight <= LITERAL_MAX_WEIGHT &&
+      tx.steps.every((s) => (s.kind === "run" ? !s.changes : s.kind !== "in" || s.list.length <= 500))
+    );
   }
 
   /**
@@ -197,42 +294,16 @@ export class GroupCommit {
     }
   }
 
-  #cache(key: string, build: (n: number) => string): StmtCache {
-    let c = this.#stmts.get(key);
-    if (!c) this.#stmts.set(key, (c = new StmtCache(this.db, build)));
-    return c;
-  }
-
+  /**
+   * Runs a transaction's statements one after the other: on the commit
+   * thread once useThread() has given one (storage/commit-thread.ts), else on
+   * this connection. Each counted step's callback is told its changes.
+   */
   async #stepwise(tx: Tx): Promise<void> {
-    // every statement is prepared before the transaction is queued
-    const plan: { st: Stmt; params: unknown[]; changes?: (n: number) => void }[] = [];
-    for (const s of tx.steps) {
-      if (s.kind === "insert") {
-        const cache = this.#cache(s.head + s.tail, (n) => `${s.head} ${Array(n).fill(`(${"?,".repeat(s.cols - 1)}?)`).join(",")}${s.tail}`);
-        let i = 0;
-        for (const n of chunkSizes(s.rows.length)) plan.push({ st: await cache.ready(n), params: s.rows.slice(i, (i += n)).flat() });
-      } else if (s.kind === "in") {
-        const cache = this.#cache(s.head, (n) => `${s.head} (${"?,".repeat(n - 1)}?)`);
-        let i = 0;
-        for (const n of chunkSizes(s.list.length)) plan.push({ st: await cache.ready(n), params: [...s.fixed, ...s.list.slice(i, (i += n))] });
-      } else {
-        plan.push({ st: await this.#cache(s.sql, () => s.sql).ready(1), params: s.params, changes: s.changes });
-      }
-    }
-    // Each statement is awaited before the next is sent. Queuing them all at
-    // once (node-sqlite3's serialized mode) was measured to let a reader see
-    // half a transaction now and then: test/integration/storage-atomic.test.ts.
-    await this.db.exec("BEGIN IMMEDIATE");
-    try {
-      for (const p of plan) {
-        const n = await p.st.run(p.params);
-        p.changes?.(n);
-      }
-      await this.db.exec("COMMIT");
-    } catch (err) {
-      await this.db.exec("ROLLBACK").catch(() => {});
-      throw err;
-    }
+    const wire: WireStep[] = tx.steps.map((s) => (s.kind === "run" ? { kind: "run", sql: s.sql, params: s.params, counted: !!s.changes } : s));
+    const changes = await this.#runner.run(wire);
+    let k = 0;
+    for (const s of tx.steps) if (s.kind === "run" && s.changes) s.changes(changes[k++]);
   }
 }
 
@@ -243,6 +314,9 @@ export class GroupCommit {
  * fresh compile per statement), so they take the prepared path.
  */
 const LITERAL_MAX_WEIGHT = 1;
+
+/** Batches in flight at once when they can be staged ahead: one being written, one waiting on the thread. */
+const PIPELINE_DEPTH = 2;
 
 function fill(sql: string, params: unknown[]): string {
   let i = 0;

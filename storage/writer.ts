@@ -64,6 +64,14 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
   #articles = 0;
   #known: StmtCache;
   #knownNow = new Set<string>();
+  /** The group commit may stage a batch while the one before is being written (GroupCommit, `pipelines`). */
+  readonly pipelines = true;
+  /**
+   * What batches staged and not yet committed have taken, on top of the
+   * committed state: the next id, each group's newest number, the
+   * Message-IDs. Forgotten when nothing is in flight or a batch failed.
+   */
+  #staged = { batches: 0, nextId: 0, highs: new Map<Group, number>(), ids: new Set<string>() };
   #extra: ((a: NewArticle, id: number, data: Buffer, tx: Tx) => void)[] = [];
 
   constructor(
@@ -130,6 +138,13 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     return this.engine.close();
   }
 
+  /** Staging starts again from the committed state (nothing in flight, or a batch failed and those on top of it with it). */
+  #forgetStaged(): void {
+    this.#staged.batches = 0;
+    this.#staged.highs.clear();
+    this.#staged.ids.clear();
+  }
+
   async prepare(items: NewsItem[]): Promise<void> {
     const ids: string[] = [];
     for (const item of items) {
@@ -137,6 +152,7 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
       else if ("msgid" in item) ids.push(item.msgid);
     }
     this.#knownNow = await this.#knownIds(ids);
+    for (const id of ids) if (this.#staged.ids.has(id)) this.#knownNow.add(id);
   }
 
   async #knownIds(all: string[]): Promise<Set<string>> {
@@ -162,7 +178,10 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     const purges: number[] = []; // result indexes of purge requests
     const highs = new Map<Group, number>(); // tentative, applied after COMMIT
     const stored: [NewArticle, number, Buffer][] = [];
-    let nextId = this.#nextId;
+    const staged = this.#staged;
+    let nextId = staged.batches > 0 ? staged.nextId : this.#nextId;
+    /** Each group's newest number before this batch: committed, or staged by a batch still in flight. */
+    const base = (g: Group) => (staged.batches > 0 ? staged.highs.get(g) : undefined) ?? g.high;
 
     for (const item of items) {
       if ("purge" in item) {
@@ -193,7 +212,7 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
       for (const name of item.groups) {
         const g = this.groups.get(name);
         if (!g) continue;
-        const n = (highs.get(g) ?? g.high) + 1;
+        const n = (highs.get(g) ?? base(g)) + 1;
         highs.set(g, n);
         filed.push([name, n]);
         numbers.push([g.id, n, id]);
@@ -219,7 +238,7 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     tx.insert(SQL.numbers, 3, numbers);
     tx.insert(SQL.backlog, 4, backlog);
     for (const d of done) tx.inList(SQL.backlogDone, [d.peer], d.articles);
-    for (const [g, high] of highs) tx.run(SQL.groupHigh, [high, high - g.high, g.high + 1, g.id]);
+    for (const [g, high] of highs) tx.run(SQL.groupHigh, [high, high - base(g), base(g) + 1, g.id]);
     if (articles.length > 0) tx.run(SQL.lastArticle, [nextId - 1]);
     if (purges.length > 0) {
       tx.run(SQL.purge, [], (count) => {
@@ -228,7 +247,15 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     }
     for (const [a, id, data] of stored) for (const f of this.#extra) f(a, id, data, tx);
 
+    staged.batches++;
+    staged.nextId = nextId;
+    for (const [g, high] of highs) staged.highs.set(g, high);
+    for (const h of history) staged.ids.add(h[0] as string);
+    tx.onFail(() => this.#forgetStaged());
     tx.afterCommit(() => {
+      if (staged.batches > 0) staged.batches--;
+      if (staged.batches === 0) this.#forgetStaged();
+      else for (const h of history) staged.ids.delete(h[0] as string);
       this.#nextId = nextId;
       for (const h of history) this.seen.add(h[0] as string);
       for (const [g, high] of highs) {

@@ -315,8 +315,8 @@ export class GroupCommit {
  */
 const LITERAL_MAX_WEIGHT = 1;
 
-/** Batches in flight at once when they can be staged ahead: one being written, one waiting on the thread. */
-const PIPELINE_DEPTH = 2;
+/** Batches in flight at once when they can be staged ahead: one being written, the next ones waiting on the thread. */
+const PIPELINE_DEPTH = 3;
 
 function fill(sql: string, params: unknown[]): string {
   let i = 0;

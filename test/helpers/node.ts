@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { NODE_FLAGS } from "../../cli/node-flags.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const CLI = join(here, "..", "..", "cli", "tidings.js");
@@ -62,7 +63,7 @@ export function tempDir(prefix = "tidings-test-"): string {
 export async function startNode(opts: StartOptions = {}): Promise<TestNode> {
   const ownsDir = !opts.dataDir;
   const dataDir = opts.dataDir ?? tempDir();
-  const args = [...(opts.nodeArgs ?? []), CLI, "serve", "--data", dataDir, "--nntp", "127.0.0.1:0", "--log-level", process.env.TIDINGS_TEST_LOG ?? "warn"];
+  const args = [...NODE_FLAGS, ...(opts.nodeArgs ?? []), CLI, "serve", "--data", dataDir, "--nntp", "127.0.0.1:0", "--log-level", process.env.TIDINGS_TEST_LOG ?? "warn"];
   if (!opts.args?.includes("--smtp")) args.push("--smtp", "127.0.0.1:0");
   // many nodes at once: never the fixed default port 8119
   if (!opts.args?.includes("--http")) args.push("--http", "127.0.0.1:0");

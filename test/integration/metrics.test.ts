@@ -382,7 +382,7 @@ test("contrib/tidings.service is a valid systemd unit with the hardening it prom
   ]) {
     assert.ok(unit.split("\n").includes(line), `the unit has ${line}`);
   }
-  assert.match(unit, /^ExecStart=\S+ \S+\/cli\/tidings\.js serve .*--data \$\{STATE_DIRECTORY\}$/m);
+  assert.match(unit, /^ExecStart=\S+ (?:--\S+ )*\S+\/cli\/tidings\.js serve .*--data \$\{STATE_DIRECTORY\}$/m);
   if (spawnSync("systemd-analyze", ["--version"]).status !== 0) return t.skip("systemd-analyze is not installed");
   // the node binary where this machine has it, so only the unit's own words are judged
   const dir = tempDir();

@@ -24,3 +24,14 @@ test(".ci/run runs exactly the README's install and test commands", () => {
   assert.match(ci, /^npm ci$/m);
   assert.match(ci, /^npm test$/m);
 });
+
+test("every way of starting a node passes the same V8 flags (cli/node-flags.ts)", async () => {
+  const { NODE_FLAGS } = await import("../../cli/node-flags.js");
+  const flags = NODE_FLAGS.join(" ");
+  const shebang = readFileSync(join(root, "cli", "tidings.ts"), "utf8").split("\n")[0];
+  assert.equal(shebang, `#!/usr/bin/env -S node ${flags}`);
+  const start = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts.start as string;
+  assert.equal(start, `node ${flags} dist/cli/tidings.js serve`);
+  const unit = readFileSync(join(root, "contrib", "tidings.service"), "utf8");
+  assert.match(unit, new RegExp(`^ExecStart=/usr/bin/node ${flags} /`, "m"));
+});

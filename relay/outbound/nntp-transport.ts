@@ -9,6 +9,7 @@ import { stuffBlock } from "../../protocol/nntp/reply.js";
 import { NntpClient, type ClientTls } from "../../protocol/nntp/client.js";
 import { NNTP, nntpDisposition } from "./dispositions.js";
 import type { FinalDisposition, Outcome, Session, Transport } from "./transport.js";
+import { NoCheck } from "./no-check.js";
 
 export interface NntpDestination {
   host: string;
@@ -27,6 +28,8 @@ export interface NntpDestination {
 export interface NntpCounters {
   mode: "streaming" | "ihave" | null;
   bytesSent: number;
+  /** Whether this peer is offered TAKETHIS without CHECK (kept across its sessions). */
+  noCheck?: NoCheck;
 }
 
 type Articles = Pick<Storage["articles"], "byId">;
@@ -72,7 +75,9 @@ class StreamSession implements Session<BacklogRow, Outcome> {
   readonly window: number;
   readonly closed: Promise<Error | undefined>;
   #end!: (e: Error | undefined) => void;
-  #fifo: { kind: "check" | "takethis"; row: BacklogRow }[] = [];
+  /** `direct`: a TAKETHIS sent without CHECK (no-CHECK mode). */
+  #fifo: { kind: "check" | "takethis"; row: BacklogRow; direct?: boolean }[] = [];
+  readonly #noCheck: NoCheck;
   #head = 0;
   #waiting = new Map<BacklogRow, Waiting>();
   /** The bytes to send, read ahead while the peer answers CHECK, so a 238 is followed by TAKETHIS at once. */
@@ -88,6 +93,7 @@ class StreamSession implements Session<BacklogRow, Outcome> {
     private readonly counters: NntpCounters,
   ) {
     this.window = dest.window;
+    this.#noCheck = counters.noCheck ??= new NoCheck();
     this.closed = new Promise((r) => (this.#end = r));
     // a peer that takes our offers and then says nothing (hung, or a link that drops
     // packets without closing) would hold the window for ever: time it out, reconnect
@@ -108,6 +114,13 @@ class StreamSession implements Session<BacklogRow, Outcome> {
     return new Promise((resolve, reject) => {
       if (this.#waiting.size === 0) this.#lastHeard = Date.now(); // the silence that counts starts with an offer
       this.#waiting.set(row, { resolve, reject });
+      // an article in hand goes at once when the peer takes nearly all (no-check.ts)
+      if (this.#noCheck.on && row.data) {
+        this.#fifo.push({ kind: "takethis", row, direct: true });
+        this.counters.bytesSent += row.data.length;
+        this.conn.write([`TAKETHIS ${row.msgid}\r\n`, ...stuffBlock(row.data)]);
+        return;
+      }
       this.#fifo.push({ kind: "check", row });
       this.conn.write(`CHECK ${row.msgid}\r\n`);
       if (row.data) this.#prefetched.set(row, Promise.resolve({ data: row.data }));
@@ -144,6 +157,7 @@ class StreamSession implements Session<BacklogRow, Outcome> {
     const cmd = sent.kind === "check" ? NNTP.CHECK : NNTP.TAKETHIS;
     const d = nntpDisposition(cmd, line);
     if (d === undefined) return this.#finish(new Error(`${sent.kind === "check" ? "CHECK" : "TAKETHIS"} answered: ${line}`));
+    if (sent.kind === "check" || sent.direct) this.#noCheck.sample(d === "send" || d === "done");
     if (d === "send") {
       this.#takethis(sent.row).catch((e) => this.#finish(e));
       return;

@@ -143,8 +143,7 @@ export class GroupCommit {
       this.#queue.push({ contributor: contributor as Contributor<unknown, unknown>, item, resolve: resolve as (r: unknown) => void, reject, size: bytes });
       if (!this.#running) {
         this.#running = true;
-        if (this.#threaded) queueMicrotask(() => void this.#loop());
-        else setImmediate(() => void this.#loop());
+        setImmediate(() => void this.#loop());
       }
     });
   }

@@ -236,8 +236,10 @@ test("with the disk full, deferred articles are logged once with a count, not on
     const n = 2000;
     const body = "x".repeat(2000) + "\r\n";
     const parts: Buffer[] = [];
+    const ids: string[] = [];
     for (let i = 0; i < n; i++) {
       const a = makeArticle({ subject: `full ${i}`, body });
+      ids.push(a.msgid);
       parts.push(Buffer.from(`TAKETHIS ${a.msgid}\r\n`), stuff(a.text));
     }
     client.send(Buffer.concat(parts));
@@ -252,6 +254,14 @@ test("with the disk full, deferred articles are logged once with a count, not on
     rmSync(join(mnt, "filler"));
     const msgid = await post(node.port, "after the disk had room again");
     assert.match(await stat(node.port, msgid), /^223 /);
+    // batches are written while the ones before them are in flight (storage/group-commit.ts):
+    // when one fails, those staged on it fail too, and nothing that was answered 239 is missing
+    const { client: reader } = await RawClient.connect(node.port);
+    for (let i = 0; i < n; i++) {
+      if (replies[i].startsWith("239 ")) assert.match(await reader.cmd(`STAT ${ids[i]}`), /^223 /, `acknowledged ${ids[i]}`);
+      else assert.match(await reader.cmd(`STAT ${ids[i]}`), /^430 /, `deferred ${ids[i]} (${replies[i]}) is not stored`);
+    }
+    reader.close();
 
     await node.stop({ keepData: true });
     const log = node.stderr.trim().split("\n").filter(Boolean);
@@ -267,6 +277,83 @@ test("with the disk full, deferred articles are logged once with a count, not on
     assert.match(String(counted.cause), /SQLITE_FULL/);
     assert.equal(counted.count, deferred);
     assert.ok(log.length < 20, `the log stays short on a full disk (${log.length} lines):\n${log.slice(0, 10).join("\n")}`);
+  } finally {
+    await node?.kill();
+    spawnSync("umount", [mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+  }
+});
+
+test("the disk filling up during a flood: every article answered 239 is stored, every one deferred is not, and the numbers have no holes", { timeout: 180_000 }, async (t) => {
+  const mnt = tempDir("tidings-filling-");
+  const mount = spawnSync("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt], { encoding: "utf8" });
+  if (mount.status !== 0) {
+    rmSync(mnt, { recursive: true, force: true });
+    t.skip(`cannot mount a small tmpfs to fill (mount: ${mount.stderr.trim() || mount.error}); needs root`);
+    return;
+  }
+  let node;
+  try {
+    node = await startNode({ dataDir: join(mnt, "data") });
+    // leave about 3 MB: room for the first part of the flood only
+    const filler = join(mnt, "filler");
+    const fd = openSync(filler, "w");
+    try {
+      for (;;) writeSync(fd, Buffer.alloc(64 * 1024, 0x61));
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, "ENOSPC");
+    }
+    closeSync(fd);
+    spawnSync("truncate", ["-s", `-${3 * 1024 * 1024}`, filler]);
+
+    // several connections, so that batches are staged on batches still being written (storage/group-commit.ts)
+    const n = 1500;
+    const ids: string[][] = [];
+    const replies = await Promise.all(
+      [0, 1, 2].map(async (c) => {
+        const { client } = await RawClient.connect(node!.port);
+        assert.match(await client.cmd("MODE STREAM"), /^203 /);
+        const mine: string[] = [];
+        const parts: Buffer[] = [];
+        for (let i = 0; i < n; i++) {
+          const a = makeArticle({ subject: `filling ${c}.${i}`, body: "y".repeat(3000) + "\r\n" });
+          mine.push(a.msgid);
+          parts.push(Buffer.from(`TAKETHIS ${a.msgid}\r\n`), stuff(a.text));
+        }
+        ids[c] = mine;
+        client.send(Buffer.concat(parts));
+        const got: string[] = [];
+        for (let i = 0; i < n; i++) got.push(await client.line(60_000));
+        client.close();
+        return got;
+      }),
+    );
+    const all = replies.flat();
+    const taken = all.filter((r) => r.startsWith("239 ")).length;
+    const deferred = all.filter((r) => /^(431|436|400) /.test(r)).length;
+    t.diagnostic(`${taken} taken, ${deferred} deferred`);
+    assert.ok(taken > 100 && deferred > 100, `the disk should fill part way through (taken ${taken}, deferred ${deferred})`);
+    assert.equal(taken + deferred, all.length, all.find((r) => !/^(239|431|436|400) /.test(r)));
+
+    rmSync(filler);
+    const { client: reader } = await RawClient.connect(node.port);
+    for (let c = 0; c < 3; c++) {
+      for (let i = 0; i < n; i++) {
+        const want = replies[c][i].startsWith("239 ") ? /^223 / : /^430 /;
+        assert.match(await reader.cmd(`STAT ${ids[c][i]}`), want, `${ids[c][i]} answered ${replies[c][i]}`);
+      }
+    }
+    // the group's numbers go 1..count without a hole (numbers staged by a failed batch are given again)
+    const g = await reader.cmd("GROUP local.test");
+    const [, count, low, high] = g.split(" ").map(Number);
+    assert.equal(count, taken, g);
+    assert.equal(low, 1, g);
+    assert.equal(high, taken, g);
+    // and the node goes on taking articles
+    assert.match(await reader.cmd("STAT 1"), /^223 /);
+    reader.close();
+    const msgid = await post(node.port, "after the disk had room again");
+    assert.match(await stat(node.port, msgid), /^223 /);
   } finally {
     await node?.kill();
     spawnSync("umount", [mnt]);

@@ -62,6 +62,16 @@ async function stat(port: number, msgid: string): Promise<string> {
   }
 }
 
+/** A tmpfs of `size` mounted on a new folder, to fill; undefined (the test skipped) where it cannot be mounted. */
+function smallDisk(t: { skip(msg: string): void }, prefix: string, size: string): string | undefined {
+  const mnt = tempDir(prefix);
+  const mount = spawnSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", mnt], { encoding: "utf8" });
+  if (mount.status === 0) return mnt;
+  rmSync(mnt, { recursive: true, force: true });
+  t.skip(`cannot mount a small tmpfs to fill (mount: ${mount.stderr.trim() || mount.error}); needs root`);
+  return undefined;
+}
+
 /** A data folder with a database a node made and left (stopped cleanly), holding one article. */
 async function madeFolder(): Promise<{ dir: string; msgid: string }> {
   const dir = tempDir();
@@ -205,13 +215,8 @@ test("a database made before tidings marked its files opens, keeps its articles 
 });
 
 test("with the disk full, deferred articles are logged once with a count, not once each", { timeout: 180_000 }, async (t) => {
-  const mnt = tempDir("tidings-full-");
-  const mount = spawnSync("mount", ["-t", "tmpfs", "-o", "size=12m", "tmpfs", mnt], { encoding: "utf8" });
-  if (mount.status !== 0) {
-    rmSync(mnt, { recursive: true, force: true });
-    t.skip(`cannot mount a small tmpfs to fill (mount: ${mount.stderr.trim() || mount.error}); needs root`);
-    return;
-  }
+  const mnt = smallDisk(t, "tidings-full-", "12m");
+  if (!mnt) return;
   const dir = join(mnt, "data");
   let node;
   try {
@@ -285,13 +290,8 @@ test("with the disk full, deferred articles are logged once with a count, not on
 });
 
 test("the disk filling up during a flood: every article answered 239 is stored, every one deferred is not, and the numbers have no holes", { timeout: 180_000 }, async (t) => {
-  const mnt = tempDir("tidings-filling-");
-  const mount = spawnSync("mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt], { encoding: "utf8" });
-  if (mount.status !== 0) {
-    rmSync(mnt, { recursive: true, force: true });
-    t.skip(`cannot mount a small tmpfs to fill (mount: ${mount.stderr.trim() || mount.error}); needs root`);
-    return;
-  }
+  const mnt = smallDisk(t, "tidings-filling-", "16m");
+  if (!mnt) return;
   let node;
   try {
     node = await startNode({ dataDir: join(mnt, "data") });

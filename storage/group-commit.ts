@@ -162,7 +162,7 @@ export class GroupCommit {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.opts.maxBatch);
       const ahead = this.#threaded && batch.every((p) => p.contributor.pipelines);
-      while (this.#inFlight.length > (ahead ? PIPELINE_DEPTH - 1 : 0)) await this.#inFlight[0].catch(() => {});
+      while (this.#inFlight.length > (ahead ? PIPELINE_DEPTH - 1 : 0)) await this.#inFlight[0]; // settles, never rejects
       if (this.#poisoned) {
         await Promise.allSettled(this.#inFlight);
         this.#runner.reset?.();

@@ -235,7 +235,6 @@ export class MailQueue implements Contributor<Item, MailResult> {
     return this.reader.all("SELECT hop, min(next_try) AS due FROM mail_rcpt GROUP BY hop");
   }
 
-  /** Messages with recipients due at `now` on one hop, oldest first, each with those recipients. */
   /**
    * Ids of the messages due on a hop, oldest first, without their bytes: the
    * outbound queue reads these past what it holds already, then only the new
@@ -262,18 +261,6 @@ export class MailQueue implements Contributor<Item, MailResult> {
     return groupDue(rows);
   }
 
-  async due(hop: string, now: number, limit = 50): Promise<DueMail[]> {
-    const rows = await this.reader.all<{
-      id: number; sender: string; received: number; msgid: string; eight_bit: number; smtputf8: number; data: Buffer; rcpt: string; attempts: number;
-    }>(
-      `SELECT m.id, m.sender, m.received, m.msgid, m.eight_bit, m.smtputf8, m.data, r.rcpt, r.attempts
-       FROM (SELECT DISTINCT mail FROM mail_rcpt WHERE hop = ? AND next_try <= ? ORDER BY mail LIMIT ?) d
-       JOIN mail m ON m.id = d.mail JOIN mail_rcpt r ON r.mail = m.id AND r.hop = ? AND r.next_try <= ?
-       ORDER BY m.id`,
-      [hop, now, limit, hop, now],
-    );
-    return groupDue(rows);
-  }
 
   /** The queue for `tidings mailq`: every message with its recipients. */
   list(limit = 1000): Promise<QueueEntry[]> {

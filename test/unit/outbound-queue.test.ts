@@ -111,6 +111,12 @@ async function until(what: string, cond: () => boolean, ms = 5000): Promise<void
   }
 }
 
+/** The queue's first read is over and it has settled into waiting (nothing is queued). */
+async function caughtUp(store: Store): Promise<void> {
+  await until("first read", () => store.reads >= 1);
+  await new Promise((r) => setTimeout(r, 20));
+}
+
 function make(store: Store, t: FakeTransport, o: Partial<QueueOptions> = {}): OutboundQueue<Item, Outcome> {
   return new OutboundQueue("test", store, t, { connections: 1, reconnect: { min: 0.05, max: 0.2, jitter: 0.5 }, ...o }, log);
 }
@@ -143,8 +149,7 @@ test("a stale snapshot is not taken for caught up: announced work past the snaps
   const q = make(store, t);
   q.start();
   try {
-    await until("first read", () => store.reads >= 1);
-    await new Promise((r) => setTimeout(r, 20));
+    await caughtUp(store);
     // item 5 is committed and announced, but the next read's snapshot predates it (top 0, no rows)
     const it = store.add(5);
     const hidden = store.rows.splice(0);
@@ -169,8 +174,7 @@ test("the idle path: an announced item is taken from the event without a read wh
   const q = make(store, t);
   q.start();
   try {
-    await until("first read", () => store.reads >= 1);
-    await new Promise((r) => setTimeout(r, 20));
+    await caughtUp(store);
     const reads = store.reads;
     q.announce(store.add(7), 7);
     await until("item 7 offered", () => t.offers.some((o) => o.id === 7));

@@ -1,0 +1,44 @@
+// Where an idle hop's time goes: one node feeding a minimal receiver, 100
+// articles offered one at a time by TAKETHIS (after 60 to warm the link into
+// no-CHECK mode), with a gap between them; prints the median from the offer to
+// the 239 and to the arrival one hop on. A short gap shows the cost of the
+// commit, a long one adds the cost of waking the node's threads.
+//   node dist/bench/idle-hop.js [gap ms, 20] [storage.synchronous, full]
+import { startNode } from "../test/helpers/node.js";
+import { makeArticle } from "./feeder.js";
+import { NntpClient } from "../protocol/nntp/client.js";
+import { Receiver } from "./receiver.js";
+
+const gap = Number(process.argv[2] ?? 20);
+const sync = process.argv[3] ?? "full";
+const rx = await Receiver.start();
+const node = await startNode({
+  config: `[storage]\nsynchronous = "${sync}"\n[[peer]]\nname = "rx"\nhost = "127.0.0.1"\nport = ${rx.port}\ngroups = "*"\nwindow = 300\n`,
+});
+try {
+  const { client } = await NntpClient.open("127.0.0.1", node.port);
+  await client.command("MODE STREAM");
+  const tag = `idle${Date.now().toString(36)}`;
+  const toAck: number[] = [];
+  const toArrival: number[] = [];
+  for (let i = 0; i < 160; i++) {
+    const a = makeArticle(tag, i, 1024, "local.test");
+    const t0 = performance.now();
+    client.write([`TAKETHIS ${a.msgid}\r\n`, a.wire]);
+    const r = await client.line();
+    const t1 = performance.now();
+    if (!r.startsWith("239")) throw new Error(r);
+    const t2 = await rx.waitFor(a.msgid, 10_000);
+    if (i >= 60) {
+      toAck.push(t1 - t0);
+      toArrival.push(t2 - t0);
+    }
+    if (gap > 0) await new Promise((res) => setTimeout(res, gap));
+  }
+  client.close();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  console.log(`gap ${gap} ms, synchronous = ${sync}: offer -> 239 median ${median(toAck).toFixed(2)} ms; offer -> arrival one hop on ${median(toArrival).toFixed(2)} ms`);
+} finally {
+  await node.stop();
+  await rx.close();
+}

@@ -135,7 +135,7 @@ export class Node {
       { hostname, dnsServers: c.mail.dns_servers, mxPort: c.mail.mx_port, retryFirst: c.mail.retry_first, retryMax: c.mail.retry_max, maxLifetime: c.mail.max_lifetime, connectionsPerHop: c.mail.connections_per_hop, routes: mailRoutes },
       this.log.child({ part: "mail" }),
     );
-    this.storage.mail.onQueued = (hops) => this.outbound.queued(hops);
+    this.storage.mail.onQueued = (fresh) => this.outbound.queued(fresh);
     if (c.tls.cert) {
       this.tls = TlsContexts.load({ cert: c.tls.cert, key: c.tls.key }, this.log.child({ part: "tls" }));
       this.tls.watch();

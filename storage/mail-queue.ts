@@ -38,6 +38,12 @@ export interface DueMail {
   rcpts: { rcpt: string; attempts: number }[];
 }
 
+/** A message just committed for one next hop: what a read of that hop's due mail would return for it. */
+export interface Fresh {
+  hop: string;
+  mail: DueMail;
+}
+
 export interface QueueEntry {
   id: number;
   sender: string;
@@ -84,8 +90,12 @@ export class MailQueue implements Contributor<Item, MailResult> {
   #seen: StmtCache;
   #seenNow = new Set<string>();
   readonly counts = { queued: 0, sent: 0, failed: 0, retried: 0, looped: 0 };
-  /** Told, after each COMMIT that queued mail, the next hops it is for (delivery starts at once). */
-  onQueued?: (hops: Set<string>) => void;
+  /**
+   * Told, after each COMMIT that queued mail, what it queued, per next hop
+   * (delivery starts at once, and a hop that has read all that was due takes
+   * these as they are, without reading them back: relay/mail/outbound.ts).
+   */
+  onQueued?: (fresh: Fresh[]) => void;
 
   constructor(private readonly engine: GroupCommit, private readonly db: Db, private readonly reader: Reader) {
     this.#seen = new StmtCache(db, (n) => `SELECT msgid || ' ' || rcpt AS k FROM mail_seen WHERE msgid IN (${"?,".repeat(n - 1)}?)`);
@@ -154,7 +164,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
     const emptied: number[] = [];
     const done: unknown[][] = [];
     const counts = { queued: 0, sent: 0, failed: 0, retried: 0, looped: 0 };
-    const hops = new Set<string>();
+    const fresh: Fresh[] = [];
     const add = (m: NewMail): MailResult => {
       const looped: string[] = [];
       const keep = m.rcpts.filter(({ rcpt }) => {
@@ -176,7 +186,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
       const rows = MailQueue.#rows(id, m, keep);
       mails.push(rows.mail);
       rcpts.push(...rows.rcpts);
-      for (const r of keep) hops.add(r.hop);
+      fresh.push(...freshFor(id, m, keep));
       counts.queued++;
       return { kind: "queued", id, looped };
     };
@@ -208,7 +218,7 @@ export class MailQueue implements Contributor<Item, MailResult> {
     if (gone.length > 0) tx.inList(`${SQL.emptied}`, [], gone);
     tx.afterCommit(() => {
       for (const k of Object.keys(counts) as (keyof typeof counts)[]) this.counts[k] += counts[k];
-      if (hops.size > 0) this.onQueued?.(hops);
+      if (fresh.length > 0) this.onQueued?.(fresh);
     });
     return results;
   }
@@ -224,9 +234,10 @@ export class MailQueue implements Contributor<Item, MailResult> {
     const rows = MailQueue.#rows(id, m, m.rcpts);
     tx.insert(SQL.mail, 10, [rows.mail]);
     tx.insert(SQL.rcpt, 4, rows.rcpts);
+    const fresh = freshFor(id, m, m.rcpts);
     tx.afterCommit(() => {
       this.counts.queued++;
-      this.onQueued?.(new Set(m.rcpts.map((r) => r.hop)));
+      this.onQueued?.(fresh);
     });
   }
 
@@ -331,6 +342,27 @@ export async function dropQueued(db: Db, id: number): Promise<boolean> {
     await db.exec("ROLLBACK").catch(() => {});
     throw err;
   }
+}
+
+/**
+ * A message's due mail per next hop, as dueMail() would read it back after
+ * the commit: a recipient given twice has one row (the first, as INSERT OR
+ * IGNORE keeps it), no attempts yet, due at once.
+ */
+function freshFor(id: number, m: NewMail, rcpts: { rcpt: string; hop: string }[]): Fresh[] {
+  const byHop = new Map<string, DueMail>();
+  const taken = new Set<string>();
+  for (const { rcpt, hop } of rcpts) {
+    if (taken.has(rcpt)) continue;
+    taken.add(rcpt);
+    let due = byHop.get(hop);
+    if (!due) {
+      due = { id, sender: m.sender, received: m.received, msgid: m.msgid, eightBit: m.eightBit, smtputf8: m.smtputf8, data: m.data, rcpts: [] };
+      byHop.set(hop, due);
+    }
+    due.rcpts.push({ rcpt, attempts: 0 });
+  }
+  return [...byHop].map(([hop, mail]) => ({ hop, mail }));
 }
 
 /** Rows of (message, recipient), ordered by message, as one DueMail per message. */

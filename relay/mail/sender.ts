@@ -5,6 +5,7 @@
 // time on the main thread, which also runs the SMTP server and the writer.
 import nodemailer from "nodemailer";
 import type { Transporter } from "nodemailer";
+import MimeNode from "nodemailer/lib/mime-node";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { Worker } from "node:worker_threads";
 
@@ -43,10 +44,14 @@ export interface Refusal {
   response?: string;
 }
 
-/** What the hop said: the transaction went through (some recipients may be refused), or it failed. */
+/**
+ * What the hop said: the transaction went through (some recipients may be
+ * refused), or it failed. Recipients are named as nodemailer sent them;
+ * `wire` is each of the envelope's recipients so spelled, in order.
+ */
 export type SendResult =
-  | { ok: true; accepted: string[]; rejected: Refusal[] }
-  | { ok: false; responseCode?: number; response?: string; code?: string; message: string; rejected: Refusal[] };
+  | { ok: true; accepted: string[]; rejected: Refusal[]; wire: string[] }
+  | { ok: false; responseCode?: number; response?: string; code?: string; message: string; rejected: Refusal[]; wire?: string[] };
 
 export interface SenderOptions {
   hostname: string;
@@ -89,6 +94,7 @@ export class LocalSender implements Sender {
       this.#pools.set(hop, p);
     }
     p.inFlight++;
+    const wire = envelope.to.map(wireAddress);
     try {
       // the envelope as received: MAIL FROM (<> stays <>), each RCPT, BODY=8BITMIME, SIZE; the bytes untouched
       const info = await p.t.sendMail({
@@ -99,10 +105,11 @@ export class LocalSender implements Sender {
         ok: true,
         accepted: ((info.accepted ?? []) as (string | { address: string })[]).map((a) => (typeof a === "string" ? a : a.address)),
         rejected: refusals((info as { rejectedErrors?: Refusal[] }).rejectedErrors),
+        wire,
       };
     } catch (err) {
       const e = err as Error & { responseCode?: number; response?: string; code?: string; rejectedErrors?: Refusal[] };
-      return { ok: false, responseCode: e.responseCode, response: e.response, code: e.code, message: e.message, rejected: refusals(e.rejectedErrors) };
+      return { ok: false, responseCode: e.responseCode, response: e.response, code: e.code, message: e.message, rejected: refusals(e.rejectedErrors), wire };
     } finally {
       if (--p.inFlight === 0 && p.retired) p.t.close();
     }
@@ -127,6 +134,18 @@ interface Pool {
   t: Transporter;
   inFlight: number;
   retired: boolean;
+}
+
+/**
+ * An envelope address as nodemailer puts it in RCPT TO, and names it in its
+ * replies (domain lower-cased, U-labels to A-labels, needless quotes
+ * dropped). One MimeNode serves every call (setEnvelope replaces what the
+ * last call set): a new one per recipient drew random bytes for a boundary
+ * each time.
+ */
+const envelopeNode = new MimeNode();
+function wireAddress(address: string): string {
+  return envelopeNode.setEnvelope({ to: [address] }).getEnvelope().to[0] ?? address;
 }
 
 function refusals(list: Refusal[] | undefined): Refusal[] {

@@ -32,7 +32,10 @@ export class StepRunner implements TxRunner {
     // every statement is prepared before the transaction is queued
     const plan: { st: Stmt; params: unknown[]; counted: boolean }[] = [];
     for (const s of steps) {
-      if (s.kind === "insert") {
+      if (s.kind === "insert" && asJson.test(s.head) && s.tail === "") {
+        const { sql, json, bytes } = jsonInsert(s.head, s.cols, s.rows);
+        plan.push({ st: await this.#cache(sql, () => sql).ready(1), params: bytes ? [json, bytes] : [json], counted: false });
+      } else if (s.kind === "insert") {
         const cache = this.#cache(s.head + s.tail, (n) => `${s.head} ${Array(n).fill(`(${"?,".repeat(s.cols - 1)}?)`).join(",")}${s.tail}`);
         let i = 0;
         for (const n of chunkSizes(s.rows.length)) {
@@ -65,4 +68,56 @@ export class StepRunner implements TxRunner {
     }
     return changes;
   }
+}
+
+/** An INSERT ... VALUES head: its rows can go as one JSON text (jsonInsert). */
+const asJson = /^INSERT\b[^;]*\bVALUES$/;
+
+/**
+ * An INSERT of many rows as one statement with one or two parameters: the
+ * rows as a JSON array of arrays, read by jsonb_each, and every BLOB value
+ * in one buffer, cut out by offset. node-sqlite3 binds each parameter on the
+ * calling thread, checking each number against RegExp and Date first; with 14
+ * parameters an article that was two thirds of the commit thread's time.
+ * Measured on 60,000 1 KB article rows: 9.2 µs a row bound as VALUES, 6.7 µs
+ * as JSON (json text through json_each: 9.3 µs; jsonb_each reads the parsed
+ * form without parsing each row again). Numbers come back as INTEGER or
+ * REAL, text as TEXT, null as NULL, as bound values would.
+ */
+export function jsonInsert(head: string, cols: number, rows: unknown[][]): { sql: string; json: string; bytes?: Buffer } {
+  const blobCols: number[] = [];
+  // bytes that crossed to the commit thread arrive as Uint8Array (structured clone), not Buffer
+  for (let c = 0; c < cols; c++) if (rows.some((r) => r[c] instanceof Uint8Array)) blobCols.push(c);
+  let json: string;
+  let bytes: Buffer | undefined;
+  if (blobCols.length === 0) json = JSON.stringify(rows);
+  else {
+    // each BLOB is replaced by null and its 1-based offset and length appended to the row
+    const parts: Uint8Array[] = [];
+    let at = 1;
+    json = JSON.stringify(
+      rows.map((r) => {
+        const row = r.slice(0, cols);
+        for (const c of blobCols) {
+          const b = r[c];
+          row[c] = null;
+          if (b instanceof Uint8Array) {
+            row.push(at, b.length);
+            parts.push(b);
+            at += b.length;
+          } else row.push(null, null);
+        }
+        return row;
+      }),
+    );
+    bytes = Buffer.concat(parts);
+  }
+  const exprs = Array.from({ length: cols }, (_, c) => {
+    const k = blobCols.indexOf(c);
+    if (k < 0) return `value->>${c}`;
+    // substr() of a BLOB is a BLOB; an empty one stays X'' (a zero-length ?2 may be bound as NULL), a null stays NULL
+    const [at, len] = [`value->>${cols + 2 * k}`, `value->>${cols + 2 * k + 1}`];
+    return `CASE WHEN ${len} = 0 THEN X'' ELSE substr(?2, ${at}, ${len}) END`;
+  });
+  return { sql: `${head.replace(/\s*VALUES$/, "")} SELECT ${exprs.join(", ")} FROM jsonb_each(?1)`, json, bytes };
 }

@@ -44,9 +44,9 @@ export class StepRunner implements TxRunner {
           plan.push({ st: await cache.ready(n), params, counted: false });
         }
       } else if (s.kind === "in") {
-        const cache = this.#cache(s.head, (n) => `${s.head} (${"?,".repeat(n - 1)}?)`);
-        let i = 0;
-        for (const n of chunkSizes(s.list.length)) plan.push({ st: await cache.ready(n), params: [...s.fixed, ...s.list.slice(i, (i += n))], counted: false });
+        // the list as one JSON parameter too (see jsonInsert): one statement, two values to bind
+        const sql = `${s.head} (SELECT value FROM json_each(?))`;
+        plan.push({ st: await this.#cache(sql, () => sql).ready(1), params: [...s.fixed, JSON.stringify(s.list)], counted: false });
       } else {
         plan.push({ st: await this.#cache(s.sql, () => s.sql).ready(1), params: s.params, counted: s.counted });
       }

@@ -75,3 +75,17 @@ test("INSERT OR IGNORE through JSON ignores the duplicate rows, and the statemen
   assert.deepEqual(await db.all("SELECT k FROM h ORDER BY k"), [{ k: "a" }, { k: "b" }]);
   await db.close();
 });
+
+test("a list step (DELETE ... IN) as one JSON parameter matches integers and text, with the fixed values first", async () => {
+  const db = await Db.open(":memory:");
+  await db.exec("CREATE TABLE b (peer INTEGER, article INTEGER, PRIMARY KEY (peer, article)) WITHOUT ROWID; CREATE TABLE c (k TEXT PRIMARY KEY) WITHOUT ROWID");
+  await db.exec("INSERT INTO b VALUES (1, 1), (1, 2), (1, 3), (2, 2); INSERT INTO c VALUES ('<a@x>'), ('<b@x>'), ('<ü@x>')");
+  const runner = new StepRunner(db);
+  await runner.run([
+    { kind: "in", head: "DELETE FROM b WHERE peer = ? AND article IN", fixed: [1], list: [2, 3, 99] },
+    { kind: "in", head: "DELETE FROM c WHERE k IN", fixed: [], list: ["<a@x>", "<ü@x>", "<zz@x>"] },
+  ]);
+  assert.deepEqual(await db.all("SELECT peer, article FROM b ORDER BY peer, article"), [{ peer: 1, article: 1 }, { peer: 2, article: 2 }]);
+  assert.deepEqual(await db.all("SELECT k FROM c"), [{ k: "<b@x>" }]);
+  await db.close();
+});

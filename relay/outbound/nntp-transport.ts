@@ -114,11 +114,16 @@ class StreamSession implements Session<BacklogRow, Outcome> {
     return new Promise((resolve, reject) => {
       if (this.#waiting.size === 0) this.#lastHeard = Date.now(); // the silence that counts starts with an offer
       this.#waiting.set(row, { resolve, reject });
-      // an article in hand goes at once when the peer takes nearly all (no-check.ts)
+      // an article goes at once when the peer takes nearly all (no-check.ts): in hand, or
+      // read first (a feed that has fallen behind reads its backlog without the bytes)
       if (this.#noCheck.on && row.data) {
         this.#fifo.push({ kind: "takethis", row, direct: true });
         this.counters.bytesSent += row.data.length;
         this.conn.write([`TAKETHIS ${row.msgid}\r\n`, ...stuffBlock(row.data)]);
+        return;
+      }
+      if (this.#noCheck.on) {
+        this.#takethis(row, true).catch((e) => this.#finish(e));
         return;
       }
       this.#fifo.push({ kind: "check", row });
@@ -135,13 +140,14 @@ class StreamSession implements Session<BacklogRow, Outcome> {
     w?.resolve({ disposition, reply });
   }
 
-  async #takethis(row: BacklogRow): Promise<void> {
+  /** TAKETHIS after the peer's 238, or `direct` in no-CHECK mode (its answer then counts for no-check.ts). */
+  async #takethis(row: BacklogRow, direct = false): Promise<void> {
     const early = this.#prefetched.get(row);
     this.#prefetched.delete(row);
     const a = await (early ?? this.articles.byId(row.article));
     if (this.#finished) return;
     if (!a) return this.#answer(row, "gone", "article gone");
-    this.#fifo.push({ kind: "takethis", row });
+    this.#fifo.push({ kind: "takethis", row, direct });
     this.counters.bytesSent += a.data.length;
     this.conn.write([`TAKETHIS ${row.msgid}\r\n`, ...stuffBlock(a.data)]);
   }

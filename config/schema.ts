@@ -131,7 +131,7 @@ export const PeerSchema = z.strictObject({
   max_article_bytes: doc("[[peer]].max_article_bytes", z.int().min(1), 1_048_576, "Largest article offered to the peer."),
   streaming: doc("[[peer]].streaming", z.boolean(), true, "Offer with CHECK/TAKETHIS (RFC 4644) when the peer allows MODE STREAM; otherwise IHAVE."),
   connections: doc("[[peer]].connections", z.int().min(1).max(16), 1, "Connections used to send to the peer."),
-  window: doc("[[peer]].window", z.int().min(1).max(10_000), 100, "Articles offered and not yet answered, per connection."),
+  window: doc("[[peer]].window", z.int().min(1).max(10_000), 300, "Articles offered and not yet answered, per connection (and at most 16 MiB of them)."),
   accept_from: doc("[[peer]].accept_from", z.array(cidr), [], "Addresses that may feed us as this peer (IHAVE, MODE STREAM, CHECK, TAKETHIS)."),
   max_backlog_age: doc("[[peer]].max_backlog_age", z.int().min(1), 7 * 86400, "Seconds after which an article still queued for the peer is dropped (and counted) instead of sent."),
   tls: doc("[[peer]].tls", z.union([z.boolean(), z.literal("starttls")]), false, "Send to the peer over TLS, its certificate verified: true connects with TLS at once (the peer's nntps port, usually 563); \"starttls\" upgrades a plain connection with STARTTLS (RFC 4642) and never sends in plain text if the peer does not offer it; false sends in plain text."),

@@ -68,6 +68,9 @@ export function emptyFeedStats(): FeedStats {
 
 const FETCH = 1000;
 
+/** Bytes of articles offered to a peer and not yet answered, per connection, whatever [[peer]].window allows. */
+export const WINDOW_BYTES = 16 * 1024 * 1024;
+
 export class PeerFeed {
   readonly #queue: OutboundQueue<BacklogRow, Outcome>;
   readonly #backlog: BacklogSource;
@@ -91,6 +94,8 @@ export class PeerFeed {
       // ±50% so that feeds cut together do not return together
       reconnect: { min: timing.reconnectMin, max: timing.reconnectMax, jitter: 0.5 },
       maxAge: { ms: peer.maxBacklogAge * 1000, when: "before-offer" },
+      // a window of large articles, their bytes read and held until the peer answers, stays this small
+      windowBytes: WINDOW_BYTES,
       failureMessage: "feed connection failed",
     }, log);
   }
@@ -162,6 +167,10 @@ class BacklogSource implements WorkSource<BacklogRow, Outcome> {
 
   key(row: BacklogRow): number {
     return row.article;
+  }
+
+  size(row: BacklogRow): number {
+    return row.bytes;
   }
 
   arrived(row: BacklogRow): number {

@@ -27,6 +27,8 @@ export interface WorkSource<T, R extends Outcome> {
    * told of is not taken for "caught up".
    */
   read(held: number, holds?: (key: number) => boolean): Promise<{ items: T[]; full: boolean; top: number }>;
+  /** An item's size in bytes, for QueueOptions.windowBytes. */
+  size?(item: T): number;
   /** An announced item the queue may take without a read (the idle fast path); false: read instead. */
   take?(item: T): boolean;
   /**
@@ -57,6 +59,12 @@ export interface WorkSource<T, R extends Outcome> {
 export interface QueueOptions {
   /** Connection loops (sessions at once). */
   connections: number;
+  /**
+   * Most bytes offered and not yet answered on one session (by the source's
+   * size()), on top of the session's window in items; one item is always
+   * offered, however large. Bounds the memory a window of large items holds.
+   */
+  windowBytes?: number;
   /** Reconnection backoff in seconds: `min` doubled per failure up to `max`, ±`jitter`. */
   reconnect: { min: number; max: number; jitter: number };
   /** Oldest work still offered, and when age is checked: before the offer (drop), or after a failed attempt (give up). */
@@ -440,6 +448,9 @@ export class OutboundQueue<T, R extends Outcome> {
   #pump(session: Session<T, R>, mine: Set<T>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let open = 0;
+      let openBytes = 0;
+      const maxBytes = this.opts.windowBytes ?? Infinity;
+      const size = (item: T) => this.source.size?.(item) ?? 0;
       let filling = false;
       let finished = false;
       const finish = (err?: Error) => {
@@ -454,7 +465,7 @@ export class OutboundQueue<T, R extends Outcome> {
         filling = true;
         try {
           while (!finished && !this.#stopped) {
-            if (open >= session.window) break;
+            if (open >= session.window || (open > 0 && openBytes >= maxBytes)) break;
             const item = await this.#next();
             if (item === undefined) {
               if (open > 0) break;
@@ -470,11 +481,14 @@ export class OutboundQueue<T, R extends Outcome> {
             this.#inFlight.add(k);
             mine.add(item);
             open++;
+            const bytes = size(item);
+            openBytes += bytes;
             this.#open++;
             this.stats.offered++;
             session.offer(item).then(
               (outcome) => {
                 open--;
+                openBytes -= bytes;
                 if (this.#closing) return void this.#open--; // stopped: it stays queued in the source
                 mine.delete(item);
                 this.#settle(item, outcome);
@@ -482,6 +496,7 @@ export class OutboundQueue<T, R extends Outcome> {
               },
               (err) => {
                 open--;
+                openBytes -= bytes;
                 this.#offerEnded();
                 finish(err instanceof Error ? err : new Error(String(err)));
               },

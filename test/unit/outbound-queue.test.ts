@@ -340,3 +340,47 @@ test("reconnect after a lost session follows the backoff bounds", async () => {
     await q.stop();
   }
 });
+
+test("windowBytes: large items are offered a few at a time however large the window, and one always goes", async () => {
+  class Sized extends Store {
+    size(i: Item): number {
+      return i.id >= 100 ? 64 * 1024 * 1024 : 6 * 1024 * 1024; // ids 100+: larger than the whole bound
+    }
+  }
+  const store = new Sized();
+  let open = 0;
+  let most = 0;
+  const t = new FakeTransport();
+  t.answer = () => ({ disposition: "done", reply: "239" });
+  const offer = t.open.bind(t);
+  t.open = async () => {
+    const s = await offer();
+    const inner = s.offer;
+    return {
+      ...s,
+      offer: async (i: Item) => {
+        open++;
+        most = Math.max(most, open);
+        await new Promise((r) => setTimeout(r, 5));
+        open--;
+        return inner(i);
+      },
+    };
+  };
+  for (let i = 1; i <= 12; i++) store.add(i);
+  const q = make(store, t, { windowBytes: 16 * 1024 * 1024 });
+  q.start();
+  try {
+    await until("all 12 offered", () => store.settled.length === 12);
+    // 6 MiB each against 16 MiB: a third is offered only while less than 16 MiB is open, so at most 3 at once, never the window's 10
+    assert.ok(most >= 2 && most <= 3, `at most 3 open at once (saw ${most})`);
+    most = 0;
+    store.add(100);
+    store.add(101);
+    q.wake();
+    await until("both large items offered", () => store.settled.length === 14);
+    assert.equal(most, 1, "an item larger than the bound goes alone, and does not stall the queue");
+  } finally {
+    await q.stop();
+  }
+});

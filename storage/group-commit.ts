@@ -18,15 +18,16 @@ export class Tx {
   #onFail: (() => void)[] = [];
 
   /**
-   * A multi-row statement: `head` is "INSERT ... (cols) VALUES" (or any text
-   * that a list of rows completes, such as "DELETE ... WHERE (a, b) IN (VALUES"
-   * with `tail` ")"); rows all have `cols` values.
+   * A multi-row statement: `head` is "INSERT ... (cols) VALUES" (its rows go
+   * as one JSON parameter, stepwise.ts) or any text that a list of rows
+   * completes, such as "DELETE ... WHERE (a, b) IN (VALUES" with `tail` ")";
+   * rows all have `cols` values.
    */
   insert(head: string, cols: number, rows: unknown[][], tail = ""): void {
     if (rows.length > 0) this.steps.push({ kind: "insert", head, cols, rows, tail });
   }
 
-  /** `head` ends with "IN"; `fixed` fills its other ? marks; the list is split into chunks. */
+  /** `head` ends with "IN"; `fixed` fills its other ? marks; the list goes as one JSON parameter (stepwise.ts). */
   inList(head: string, fixed: unknown[], list: unknown[]): void {
     if (list.length > 0) this.steps.push({ kind: "in", head, fixed, list });
   }

@@ -5,7 +5,7 @@
 // the transaction. So a 239 for an article and a 250 for a mail mean the same
 // thing: committed, and synced when storage.synchronous = full.
 import type { Db } from "./sqlite.js";
-import { StepRunner, type TxRunner, type WireStep } from "./stepwise.js";
+import { StepRunner, toWire, type TxRunner, type WireStep } from "./stepwise.js";
 
 export class WriterBusy extends Error {}
 
@@ -300,7 +300,7 @@ export class GroupCommit {
    * this connection. Each counted step's callback is told its changes.
    */
   async #stepwise(tx: Tx): Promise<void> {
-    const wire: WireStep[] = tx.steps.map((s) => (s.kind === "run" ? { kind: "run", sql: s.sql, params: s.params, counted: !!s.changes } : s));
+    const wire: WireStep[] = tx.steps.map((s) => (s.kind === "run" ? { kind: "run", sql: s.sql, params: s.params, counted: !!s.changes } : toWire(s)));
     const changes = await this.#runner.run(wire);
     let k = 0;
     for (const s of tx.steps) if (s.kind === "run" && s.changes) s.changes(changes[k++]);

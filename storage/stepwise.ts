@@ -31,11 +31,8 @@ export class StepRunner implements TxRunner {
   async run(steps: WireStep[]): Promise<number[]> {
     // every statement is prepared before the transaction is queued
     const plan: { st: Stmt; params: unknown[]; counted: boolean }[] = [];
-    for (const s of steps) {
-      if (s.kind === "insert" && asJson.test(s.head) && s.tail === "") {
-        const { sql, json, bytes } = jsonInsert(s.head, s.cols, s.rows);
-        plan.push({ st: await this.#cache(sql, () => sql).ready(1), params: bytes ? [json, bytes] : [json], counted: false });
-      } else if (s.kind === "insert") {
+    for (const s of steps.map(toWire)) {
+      if (s.kind === "insert") {
         const cache = this.#cache(s.head + s.tail, (n) => `${s.head} ${Array(n).fill(`(${"?,".repeat(s.cols - 1)}?)`).join(",")}${s.tail}`);
         let i = 0;
         for (const n of chunkSizes(s.rows.length)) {
@@ -44,9 +41,9 @@ export class StepRunner implements TxRunner {
           plan.push({ st: await cache.ready(n), params, counted: false });
         }
       } else if (s.kind === "in") {
-        // the list as one JSON parameter too (see jsonInsert): one statement, two values to bind
-        const sql = `${s.head} (SELECT value FROM json_each(?))`;
-        plan.push({ st: await this.#cache(sql, () => sql).ready(1), params: [...s.fixed, JSON.stringify(s.list)], counted: false });
+        const cache = this.#cache(s.head, (n) => `${s.head} (${"?,".repeat(n - 1)}?)`);
+        let i = 0;
+        for (const n of chunkSizes(s.list.length)) plan.push({ st: await cache.ready(n), params: [...s.fixed, ...s.list.slice(i, (i += n))], counted: false });
       } else {
         plan.push({ st: await this.#cache(s.sql, () => s.sql).ready(1), params: s.params, counted: s.counted });
       }
@@ -68,6 +65,23 @@ export class StepRunner implements TxRunner {
     }
     return changes;
   }
+}
+
+/**
+ * A step as one statement with its values in one JSON parameter where it can
+ * be: a many-row INSERT (jsonInsert), a list (`IN`). The group commit calls
+ * this on the main thread, which has time to spare, before the steps cross
+ * to the commit thread, whose work is the serial part of every commit; one
+ * string and one buffer also cross more cheaply than a thousand small arrays.
+ * Other steps are returned as they are.
+ */
+export function toWire(s: WireStep): WireStep {
+  if (s.kind === "insert" && asJson.test(s.head) && s.tail === "") {
+    const { sql, json, bytes } = jsonInsert(s.head, s.cols, s.rows);
+    return { kind: "run", sql, params: bytes ? [json, bytes] : [json], counted: false };
+  }
+  if (s.kind === "in") return { kind: "run", sql: `${s.head} (SELECT value FROM json_each(?))`, params: [...s.fixed, JSON.stringify(s.list)], counted: false };
+  return s;
 }
 
 /** An INSERT ... VALUES head: its rows can go as one JSON text (jsonInsert). */

@@ -12,7 +12,7 @@ const DATE_RE =
 
 /** Milliseconds since the epoch, or undefined when the value is not a date. */
 export function parseDateHeader(value: string): number | undefined {
-  const m = DATE_RE.exec(value.replace(/\([^)]*\)/g, " "));
+  const m = DATE_RE.exec(value.indexOf("(") < 0 ? value : value.replace(/\([^)]*\)/g, " "));
   if (!m) return undefined;
   const day = Number(m[1]);
   const month = MONTHS.indexOf(m[2].toLowerCase());

@@ -8,8 +8,12 @@ import { StmtCache, chunkSizes } from "./sqlite.js";
 export type WireStep =
   | { kind: "insert"; head: string; cols: number; rows: unknown[][]; tail: string }
   | { kind: "in"; head: string; fixed: unknown[]; list: unknown[] }
-  /** `counted`: the caller wants the number of rows it changed. */
-  | { kind: "run"; sql: string; params: unknown[]; counted: boolean };
+  /**
+   * `counted`: the caller wants the number of rows it changed. `owned`: the
+   * memory of a buffer in `params` that was made for this step alone, which
+   * may be moved to the commit thread instead of copied (commit-thread.ts).
+   */
+  | { kind: "run"; sql: string; params: unknown[]; counted: boolean; owned?: ArrayBuffer };
 
 /** Runs transactions of steps; resolves with the changes of each counted step, in order. */
 export interface TxRunner {
@@ -40,10 +44,6 @@ export class StepRunner implements TxRunner {
           for (const row of s.rows.slice(i, (i += n))) for (const v of row) params.push(v);
           plan.push({ st: await cache.ready(n), params, counted: false });
         }
-      } else if (s.kind === "in") {
-        const cache = this.#cache(s.head, (n) => `${s.head} (${"?,".repeat(n - 1)}?)`);
-        let i = 0;
-        for (const n of chunkSizes(s.list.length)) plan.push({ st: await cache.ready(n), params: [...s.fixed, ...s.list.slice(i, (i += n))], counted: false });
       } else {
         plan.push({ st: await this.#cache(s.sql, () => s.sql).ready(1), params: s.params, counted: s.counted });
       }
@@ -75,10 +75,13 @@ export class StepRunner implements TxRunner {
  * string and one buffer also cross more cheaply than a thousand small arrays.
  * Other steps are returned as they are.
  */
-export function toWire(s: WireStep): WireStep {
+export function toWire(s: WireStep): Exclude<WireStep, { kind: "in" }> {
   if (s.kind === "insert" && asJson.test(s.head) && s.tail === "") {
     const { sql, json, bytes } = jsonInsert(s.head, s.cols, s.rows);
-    return { kind: "run", sql, params: bytes ? [json, bytes] : [json], counted: false };
+    if (!bytes) return { kind: "run", sql, params: [json], counted: false };
+    // Buffer.concat's copy is this step's alone, unless small enough to sit in Node's shared pool
+    const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : undefined;
+    return { kind: "run", sql, params: [json, bytes], counted: false, owned };
   }
   if (s.kind === "in") return { kind: "run", sql: `${s.head} (SELECT value FROM json_each(?))`, params: [...s.fixed, JSON.stringify(s.list)], counted: false };
   return s;

@@ -116,14 +116,9 @@ class StreamSession implements Session<BacklogRow, Outcome> {
       this.#waiting.set(row, { resolve, reject });
       // an article goes at once when the peer takes nearly all (no-check.ts): in hand, or
       // read first (a feed that has fallen behind reads its backlog without the bytes)
-      if (this.#noCheck.on && row.data) {
-        this.#fifo.push({ kind: "takethis", row, direct: true });
-        this.counters.bytesSent += row.data.length;
-        this.conn.write([`TAKETHIS ${row.msgid}\r\n`, ...stuffBlock(row.data)]);
-        return;
-      }
       if (this.#noCheck.on) {
-        this.#takethis(row, true).catch((e) => this.#finish(e));
+        if (row.data) this.#send(row, row.data, true);
+        else this.#takethis(row, true).catch((e) => this.#finish(e));
         return;
       }
       this.#fifo.push({ kind: "check", row });
@@ -147,9 +142,14 @@ class StreamSession implements Session<BacklogRow, Outcome> {
     const a = await (early ?? this.articles.byId(row.article));
     if (this.#finished) return;
     if (!a) return this.#answer(row, "gone", "article gone");
+    this.#send(row, a.data, direct);
+  }
+
+  /** Writes a TAKETHIS; its reply is matched by the order the commands went out in. */
+  #send(row: BacklogRow, data: Buffer, direct: boolean): void {
     this.#fifo.push({ kind: "takethis", row, direct });
-    this.counters.bytesSent += a.data.length;
-    this.conn.write([`TAKETHIS ${row.msgid}\r\n`, ...stuffBlock(a.data)]);
+    this.counters.bytesSent += data.length;
+    this.conn.write([`TAKETHIS ${row.msgid}\r\n`, ...stuffBlock(data)]);
   }
 
   #reply(line: string): void {

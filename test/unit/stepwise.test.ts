@@ -3,7 +3,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Db } from "../../storage/sqlite.js";
-import { StepRunner, type WireStep } from "../../storage/stepwise.js";
+import { StepRunner, toWire, type WireStep } from "../../storage/stepwise.js";
+import { CommitThread } from "../../storage/commit-thread.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 async function table(): Promise<Db> {
   const db = await Db.open(":memory:");
@@ -88,4 +92,34 @@ test("a list step (DELETE ... IN) as one JSON parameter matches integers and tex
   assert.deepEqual(await db.all("SELECT peer, article FROM b ORDER BY peer, article"), [{ peer: 1, article: 1 }, { peer: 2, article: 2 }]);
   assert.deepEqual(await db.all("SELECT k FROM c"), [{ k: "<b@x>" }]);
   await db.close();
+});
+
+test("a batch's bytes move to the commit thread rather than being copied again, and arrive whole; a pooled small buffer is copied", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tidings-stepwise-"));
+  const file = join(dir, "t.db");
+  const setup = await Db.open(file);
+  await setup.exec("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER, b BLOB)");
+  await setup.close();
+  const thread = await CommitThread.start(file, "normal");
+  try {
+    const big = toWire({ kind: "insert", head: "INSERT INTO t (n, b) VALUES", cols: 2, rows: [[1, Buffer.alloc(20_000, 7)], [2, Buffer.alloc(30_000, 9)]], tail: "" });
+    assert.ok(big.kind === "run" && big.owned, "a buffer of its own is marked to move");
+    const small = toWire({ kind: "insert", head: "INSERT INTO t (n, b) VALUES", cols: 2, rows: [[3, Buffer.from("abc")]], tail: "" });
+    assert.ok(small.kind === "run" && !small.owned, "a buffer in Node's shared pool is not");
+    await thread.run([big, small]);
+    assert.equal(big.owned!.byteLength, 0, "moved: the main thread's copy is detached");
+    const db = await Db.open(file);
+    assert.deepEqual(
+      await db.all("SELECT n, length(b) AS len, hex(substr(b, 1, 1)) AS first, hex(substr(b, -1)) AS last FROM t ORDER BY n"),
+      [
+        { n: 1, len: 20_000, first: "07", last: "07" },
+        { n: 2, len: 30_000, first: "09", last: "09" },
+        { n: 3, len: 3, first: "61", last: "63" },
+      ],
+    );
+    await db.close();
+  } finally {
+    await thread.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

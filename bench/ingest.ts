@@ -54,10 +54,29 @@ export function scratchDir(prefix: string): string {
 
 /** Microseconds to create one empty file in the scratch folder (the files stay until cleanup()). */
 export function fileCreateProbe(n = 2000): number {
-  const d = scratchDir("probe-");
+  return timeFileCreation(scratchDir("probe-"), n);
+}
+
+/** Microseconds to create one empty file in `dir`, an empty folder of the caller's (the files stay). */
+export function timeFileCreation(dir: string, n: number): number {
   const t0 = performance.now();
-  for (let i = 0; i < n; i++) closeSync(openSync(join(d, `f${i}`), "w"));
+  for (let i = 0; i < n; i++) closeSync(openSync(join(dir, `f${i}`), "w"));
   return ((performance.now() - t0) * 1000) / n;
+}
+
+/**
+ * Probes until file creation costs at most `limitUs` µs, or `maxMs` has
+ * passed since `from` (performance.now()); calls `onSlow` before each wait
+ * of `pollMs`. Returns the last probe.
+ */
+export async function untilFilesCheap(probe: () => number, limitUs: number, from: number, maxMs: number, pollMs: number, onSlow?: (us: number) => void): Promise<number> {
+  let us = probe();
+  while (us > limitUs && performance.now() - from < maxMs) {
+    onSlow?.(us);
+    await new Promise((r) => setTimeout(r, pollMs));
+    us = probe();
+  }
+  return us;
 }
 
 /**
@@ -76,12 +95,9 @@ export async function waitForQuietFs(maxSeconds: number, log: (s: string) => voi
     log(`  an earlier benchmark run deleted its data ${since.toFixed(0)} s ago: waiting ${wait.toFixed(0)} s before timing anything`);
     await new Promise((r) => setTimeout(r, wait * 1000));
   }
-  let us = fileCreateProbe();
-  while (us > limitUs && (performance.now() - t0) / 1000 < maxSeconds + RECENTLY_DELETED_SECONDS) {
-    log(`  file creation is slow (${us.toFixed(0)} µs per file; recently deleted inodes?): waiting 15 s`);
-    await new Promise((r) => setTimeout(r, 15_000));
-    us = fileCreateProbe();
-  }
+  const us = await untilFilesCheap(() => fileCreateProbe(), limitUs, t0, (maxSeconds + RECENTLY_DELETED_SECONDS) * 1000, 15_000, (slow) =>
+    log(`  file creation is slow (${slow.toFixed(0)} µs per file; recently deleted inodes?): waiting 15 s`),
+  );
   return { us, waited: (performance.now() - t0) / 1000 };
 }
 

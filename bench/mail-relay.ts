@@ -34,13 +34,14 @@
 //   MAIL_BENCH_DIR=/var/tmp where the servers keep their queues (deleted at the end)
 //   MAIL_BENCH_CASES=1x1,1x8,10x1,10x8  KB × sessions to run
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { freePort } from "../test/helpers/mesh.js";
 import { startNode, type TestNode } from "../test/helpers/node.js";
 import { interopScript } from "../test/helpers/interop.js";
+import { timeFileCreation, untilFilesCheap } from "./ingest.js";
 
 const PATH = `${process.env.PATH ?? ""}:/usr/sbin:/sbin`;
 const TICKS = 100; // USER_HZ on Linux
@@ -160,16 +161,14 @@ function machineCpu(): { busy: number; total: number } {
   return { busy: (total - idle) / TICKS, total: total / TICKS };
 }
 
-/** Microseconds to create one empty file in `dir` (the files stay until the bench's folder is deleted). */
+/** Microseconds to create one empty file in a new folder under `dir` (the files stay until the bench's folder is deleted). */
 let probes = 0;
 /** File creation slower than this (µs) is taken for the after-effect of mass deletions (see timed()). */
 const FS_QUIET_US = 100;
 function fileCreateProbe(dir: string, n = 1000): number {
   const d = join(dir, `probe-${++probes}`);
   mkdirSync(d);
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) closeSync(openSync(join(d, `f${i}`), "w"));
-  return ((performance.now() - t0) * 1000) / n;
+  return timeFileCreation(d, n);
 }
 
 // ---- clean-up on a signal ----
@@ -445,12 +444,8 @@ async function timed(s: Server, sink: Sink, c: Case, round: number, o: MailBench
   // 20× more (bench/ingest.ts, waitForQuietFs), so each run would inherit the
   // slowness of the Postfix runs before it. Wait until making a file is cheap
   // again, for both servers alike, up to MAIL_BENCH_FS_WAIT seconds.
-  let probeUs = fileCreateProbe(probeDir, 200);
   const waitFrom = performance.now();
-  while (probeUs > FS_QUIET_US && performance.now() - waitFrom < o.fsWait * 1000) {
-    await sleep(5000);
-    probeUs = fileCreateProbe(probeDir, 200);
-  }
+  const probeUs = await untilFilesCheap(() => fileCreateProbe(probeDir, 200), FS_QUIET_US, waitFrom, o.fsWait * 1000, 5000);
   const fsWaited = (performance.now() - waitFrom) / 1000;
 
   const all0 = allStats();

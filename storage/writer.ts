@@ -151,8 +151,14 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
       if ("refused" in item) ids.push(item.refused);
       else if ("msgid" in item) ids.push(item.msgid);
     }
+    // Staged ids are taken before the history read, not after: a batch in flight can
+    // commit while the read runs on a snapshot from before its COMMIT, and its ids
+    // leave the staged set then, found in neither place (two peers flooding one
+    // article stored it twice). Nothing is staged during the read: the engine
+    // stages one batch at a time.
+    const staged = ids.filter((id) => this.#staged.ids.has(id));
     this.#knownNow = await this.#knownIds(ids);
-    for (const id of ids) if (this.#staged.ids.has(id)) this.#knownNow.add(id);
+    for (const id of staged) this.#knownNow.add(id);
   }
 
   async #knownIds(all: string[]): Promise<Set<string>> {

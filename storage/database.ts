@@ -102,12 +102,19 @@ export class Storage {
   }
 }
 
+const PAGE_SIZE = 8192;
+
 /** The writer connection's settings, and the schema brought up to date. */
 async function prepareWriter(w: Db, synchronous: StorageOptions["synchronous"]): Promise<void> {
   w.raw.serialize(); // statements on the writer connection run strictly in order (see writer.ts)
   // Pages freed by expiry can go back to the file system (storage/expire.ts, incremental_vacuum).
   // This takes only on a database with no table yet, and only before journal_mode = WAL (tried:
   // after it, a new file stays at NONE); an older database keeps NONE and reuses its free pages.
-  await w.exec("PRAGMA auto_vacuum = INCREMENTAL");
+  // 8 KB pages, set before the first table (a database made before keeps its own). Against
+  // SQLite's 4 KB: a 10 KB article is two pages, not three, and the WAL is written with half
+  // the syscalls (two per page); the commit thread, the bound at 10 KB, went from 14.7k to
+  // 18.6k articles/s, 1 KB from 40k to 43k (bench/RESULTS-2026-11-26c.md). 16 KB did worse
+  // at 10 KB: one article a page, the rest of the page empty.
+  await w.exec(`PRAGMA page_size = ${PAGE_SIZE}; PRAGMA auto_vacuum = INCREMENTAL`);
   await w.exec(`PRAGMA journal_mode = WAL; ${writerPragmas(synchronous)}`);
 }

@@ -226,12 +226,16 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
       // RFC 5536 §3.2.14: Xref names this server and the number in each group
       const xref = `${this.opts.pathhost} ${filed.map(([g, n]) => `${g}:${n}`).join(" ")}`;
       const header = filed.length > 0 ? item.header + `Xref: ${xref}\r\n` : item.header;
-      const headBuf = Buffer.from(header, "latin1");
-      const bytes = Buffer.concat([headBuf, CRLF, item.body]);
+      // one buffer written in place (the header is a binary string, one char an octet): no copy of the header first
+      const bytes = Buffer.allocUnsafe(header.length + 2 + item.body.length);
+      const headLen = bytes.write(header, 0, "latin1");
+      bytes[headLen] = 0x0d;
+      bytes[headLen + 1] = 0x0a;
+      item.body.copy(bytes, headLen + 2);
       history.push([item.msgid, 1, item.arrived, id]);
       articles.push([
         id, item.msgid, item.arrived, item.subject, item.author, item.date, item.refs,
-        bytes.length, item.lines, filed.length > 0 ? xref : "", headBuf.length, item.source, bytes, filed.length === 0 ? 1 : 0,
+        bytes.length, item.lines, filed.length > 0 ? xref : "", headLen, item.source, bytes, filed.length === 0 ? 1 : 0,
       ]);
       for (const peer of item.peers) backlog.push([peer, id, bytes.length, item.arrived]);
       results.push({ kind: "stored", id, xref, numbers: filed, data: bytes });
@@ -274,8 +278,6 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     return results;
   }
 }
-
-const CRLF = Buffer.from("\r\n");
 
 const SQL = {
   history: "INSERT OR IGNORE INTO history (msgid, status, at, article) VALUES",

@@ -61,6 +61,8 @@ function smtpError(r: Reply): Error & { responseCode: number } {
 export class SmtpSink {
   readonly messages: Received[] = [];
   readonly refusals: Refusal[] = [];
+  /** Errors of client connections (a reset in the middle of a transaction). */
+  readonly socketErrors: Error[] = [];
   private server: SMTPServer;
   private rcptAttempts = new Map<string, number>();
   private dataAttempts = new Map<string, number>();
@@ -90,6 +92,11 @@ export class SmtpSink {
       },
       onData: (stream, session, cb) => this.onData(stream, session, cb),
     });
+    // A client that dies mid-transaction (a node killed with SIGKILL) resets its
+    // connection, and smtp-server reports that as the server's 'error' event: with
+    // no listener it was an uncaught exception in the test. A real MTA logs it and
+    // goes on; so does the sink, keeping it for a test to look at.
+    this.server.on("error", (err) => this.socketErrors.push(err));
   }
 
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null) => void): void {

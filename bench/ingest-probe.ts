@@ -7,7 +7,9 @@
 //   PROBE_SIZE=10240  body bytes of the timed articles
 //   PROBE_COUNT=30000 timed articles
 //   PROBE_CONNECTIONS=4  one feeder process each when more than one
+//   PROBE_WARM=20000  articles fed before timing, PROBE_WARM_SIZE=1024 their body bytes
 //   PROBE_PROFILE=DIR the node runs with --cpu-prof into DIR
+//   PROBE_CONFIG='[storage]\nmax_batch = 500'  the node's configuration (TOML)
 //   PROBE_PORT, PROBE_PID  probe a node already running instead (say, one started with --trace-gc)
 import { readFileSync, readdirSync } from "node:fs";
 import { startNode } from "../test/helpers/node.js";
@@ -39,7 +41,7 @@ function machine(): [number, number, number] {
 
 const node = env.PROBE_PORT
   ? { port: Number(env.PROBE_PORT), pid: Number(env.PROBE_PID), stop: async () => {} }
-  : await startNode({ nodeArgs: env.PROBE_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${env.PROBE_PROFILE}`] : [] });
+  : await startNode({ config: env.PROBE_CONFIG?.replaceAll("\\n", "\n"), nodeArgs: env.PROBE_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${env.PROBE_PROFILE}`] : [] });
 try {
   const connections = Number(env.PROBE_CONNECTIONS ?? 4);
   const size = Number(env.PROBE_SIZE ?? 10_240);
@@ -47,7 +49,8 @@ try {
   const o = (n: number, bodyBytes: number, tag: string) => ({
     host: "127.0.0.1", port: node.port, count: n, bodyBytes, connections, window: 300, group: "local.test", tag: `${tag}${Date.now().toString(36)}`,
   });
-  await (connections > 1 ? feedProcs(o(20_000, 1024, "w")) : feed(o(20_000, 1024, "w")));
+  const warm = o(Number(env.PROBE_WARM ?? 20_000), Number(env.PROBE_WARM_SIZE ?? 1024), "w");
+  if (warm.count > 0) await (connections > 1 ? feedProcs(warm) : feed(warm));
   const [m0, t0, i0] = [machine(), threads(node.pid), io(node.pid)];
   const r = connections > 1 ? await feedProcs(o(count, size, "t")) : await feed(o(count, size, "t"));
   const [m1, t1, i1] = [machine(), threads(node.pid), io(node.pid)];

@@ -94,6 +94,8 @@ export class Node {
       this.#lock?.release();
       throw err;
     });
+    this.storage.commitThread.onRestart = (err, inMs) =>
+      this.log.error({ err: err.message, restartInMs: inMs }, "the commit thread died; the batches it held are deferred, and it starts again");
     if (!c.node.pathhost) {
       // no node.pathhost: the identity made once and kept in the database (storage/identity.ts);
       // every part below (Path, Xref, greeting, SMTP name, logs) reads this one value

@@ -5,7 +5,9 @@
 // was busy for little, and binding 14 values an article (node-sqlite3 copies
 // each) was a fifth of the main thread's time. Here the thread's loop has
 // nothing else to do. The main thread still stages the rows and decides
-// every outcome; only the execution moves (see GroupCommit).
+// every outcome; only the execution moves (see GroupCommit). A thread that
+// dies is started again (100 ms, doubling to 30 s between tries); what it
+// held fails and is deferred, never acknowledged.
 import { Worker } from "node:worker_threads";
 import type { TxRunner, WireStep } from "./stepwise.js";
 
@@ -14,30 +16,86 @@ interface Waiting {
   reject: (err: Error) => void;
 }
 
+type Reply = { seq: number; changes?: number[]; error?: { message: string; code?: string; errno?: number } };
+
+/** Longest wait before starting a thread again after it died; the first wait is 100 ms, doubled each time. */
+const RESTART_MAX_MS = 30_000;
+
 export class CommitThread implements TxRunner {
   #seq = 0;
   #waiting = new Map<number, Waiting>();
-  #failed: Error | undefined;
+  private worker!: Worker;
+  /** Why no thread runs now (it died, and its successor is not up yet); runs fail at once meanwhile. */
+  #down: Error | undefined;
+  #restarts = 0;
+  #closing = false;
   #closed: Promise<void> | undefined;
+  /**
+   * Told when the thread died and when it will be started again. The batches
+   * it had were not written (their callers get the error, and ingest defers
+   * them); the ones after it wait for the new thread or fail while there is none.
+   */
+  onRestart?: (err: Error, inMs: number) => void;
 
-  private constructor(private readonly worker: Worker) {
-    worker.on("message", (m: { seq: number; changes?: number[]; error?: { message: string; code?: string; errno?: number } }) => {
+  private constructor(
+    worker: Worker,
+    private readonly file: string,
+    private readonly synchronous: "full" | "normal",
+  ) {
+    this.#adopt(worker);
+  }
+
+  #adopt(worker: Worker): void {
+    this.worker = worker;
+    worker.on("message", (m: Reply) => {
       const w = this.#waiting.get(m.seq);
       if (!w) return;
       this.#waiting.delete(m.seq);
       if (m.error) w.reject(Object.assign(new Error(m.error.message), { code: m.error.code, errno: m.error.errno }));
-      else w.resolve(m.changes ?? []);
+      else {
+        this.#restarts = 0;
+        w.resolve(m.changes ?? []);
+      }
     });
-    const fail = (err: Error) => {
-      this.#failed = err;
-      for (const w of this.#waiting.values()) w.reject(err);
-      this.#waiting.clear();
-    };
-    worker.on("error", fail);
-    worker.on("exit", (code) => fail(new Error(`the commit thread exited (${code})`)));
+    worker.on("error", (err) => this.#died(worker, err));
+    worker.on("exit", (code) => this.#died(worker, new Error(`the commit thread exited (${code})`)));
   }
 
-  static start(file: string, synchronous: "full" | "normal"): Promise<CommitThread> {
+  /** A thread that dies (an uncaught error, say) is started again, so that the node does not defer every write from then on. */
+  #died(worker: Worker, err: Error): void {
+    if (worker !== this.worker || this.#down) return; // 'error' and then 'exit' for the one death
+    this.#down = err;
+    for (const w of this.#waiting.values()) w.reject(err);
+    this.#waiting.clear();
+    if (this.#closing) return;
+    this.#restartLater(err);
+  }
+
+  #restartLater(err: Error): void {
+    const inMs = Math.min(RESTART_MAX_MS, 100 * 2 ** this.#restarts++);
+    this.onRestart?.(err, inMs);
+    setTimeout(() => void this.#restart(), inMs).unref();
+  }
+
+  async #restart(): Promise<void> {
+    if (this.#closing) return;
+    let worker: Worker;
+    try {
+      worker = await CommitThread.#spawn(this.file, this.synchronous);
+    } catch (err) {
+      this.#down = err as Error;
+      if (!this.#closing) this.#restartLater(err as Error);
+      return;
+    }
+    if (this.#closing) {
+      await worker.terminate();
+      return;
+    }
+    this.#adopt(worker);
+    this.#down = undefined;
+  }
+
+  static #spawn(file: string, synchronous: "full" | "normal"): Promise<Worker> {
     const worker = new Worker(new URL("./commit-thread-worker.js", import.meta.url), { workerData: { file, synchronous } });
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
@@ -47,13 +105,17 @@ export class CommitThread implements TxRunner {
       worker.once("message", () => {
         worker.off("error", onError);
         worker.off("exit", onExit);
-        resolve(new CommitThread(worker));
+        resolve(worker);
       });
     });
   }
 
+  static async start(file: string, synchronous: "full" | "normal"): Promise<CommitThread> {
+    return new CommitThread(await CommitThread.#spawn(file, synchronous), file, synchronous);
+  }
+
   run(steps: WireStep[]): Promise<number[]> {
-    if (this.#failed) return Promise.reject(this.#failed);
+    if (this.#down) return Promise.reject(this.#down);
     const seq = ++this.#seq;
     return new Promise((resolve, reject) => {
       this.#waiting.set(seq, { resolve, reject });
@@ -64,18 +126,25 @@ export class CommitThread implements TxRunner {
   }
 
   reset(): void {
-    if (!this.#failed) this.worker.postMessage({ reset: true });
+    if (!this.#down) this.worker.postMessage({ reset: true });
+  }
+
+  /** Whether a thread is up to take batches (false between a death and the restart). */
+  get up(): boolean {
+    return !this.#down;
   }
 
   /** Closes the thread's connection and ends the thread; call after the group commit has drained. */
   close(): Promise<void> {
     this.#closed ??= new Promise<void>((resolve) => {
-      if (this.#failed) return resolve();
-      this.worker.once("exit", () => resolve());
-      this.worker.on("message", (m: { closed?: boolean }) => {
-        if (m.closed) void this.worker.terminate();
+      this.#closing = true;
+      if (this.#down) return resolve();
+      const worker = this.worker;
+      worker.once("exit", () => resolve());
+      worker.on("message", (m: { closed?: boolean }) => {
+        if (m.closed) void worker.terminate();
       });
-      this.worker.postMessage({ close: true });
+      worker.postMessage({ close: true });
     });
     return this.#closed;
   }

@@ -7,7 +7,10 @@
 // nothing else to do. The main thread still stages the rows and decides
 // every outcome; only the execution moves (see GroupCommit). A thread that
 // dies is started again (100 ms, doubling to 30 s between tries); what it
-// held fails and is deferred, never acknowledged.
+// held fails and is deferred, never acknowledged. One that dies in the middle
+// of a node-sqlite3 call takes the process with it (the call's callback runs
+// in a torn-down environment and aborts): a crash, after which nothing
+// acknowledged is lost either.
 import { Worker } from "node:worker_threads";
 import type { TxRunner, WireStep } from "./stepwise.js";
 
@@ -127,6 +130,27 @@ export class CommitThread implements TxRunner {
 
   reset(): void {
     if (!this.#down) this.worker.postMessage({ reset: true });
+  }
+
+  /**
+   * Resolves once the thread has nothing under way: every transaction sent
+   * before it done, and no checkpoint running. (A thread ended while
+   * node-sqlite3 has a call under way aborts the whole process: its callback
+   * runs in a torn-down environment. The tests end it only when quiet.)
+   */
+  quiet(): Promise<void> {
+    if (this.#down) return Promise.resolve();
+    const worker = this.worker;
+    const id = ++this.#seq;
+    return new Promise((resolve) => {
+      const on = (m: { quiet?: number }) => {
+        if (m.quiet !== id) return;
+        worker.off("message", on);
+        resolve();
+      };
+      worker.on("message", on);
+      worker.postMessage({ quiet: id });
+    });
   }
 
   /** Whether a thread is up to take batches (false between a death and the restart). */

@@ -24,7 +24,8 @@ const runner = new StepRunner(db);
 // last few frames, and the WAL starts over, as it did with autocheckpoint.
 const WAL_FRAMES = 4000;
 const checkpointer = await Db.open(file);
-await checkpointer.exec("PRAGMA busy_timeout = 5000");
+// the writer's sync level: a checkpoint syncs the WAL before copying and the database after, as the writer's own did
+await checkpointer.exec(`${writerPragmas(synchronous)} PRAGMA wal_autocheckpoint = 0;`);
 let walFrames = 0;
 let copying: Promise<void> | undefined;
 function checkpoint(): Promise<void> {

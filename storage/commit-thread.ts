@@ -27,6 +27,7 @@ const RESTART_MAX_MS = 30_000;
 export class CommitThread implements TxRunner {
   #seq = 0;
   #waiting = new Map<number, Waiting>();
+  /** TypeScript-private, not #private: the restart test ends the thread through it. */
   private worker!: Worker;
   /** Why no thread runs now (it died, and its successor is not up yet); runs fail at once meanwhile. */
   #down: Error | undefined;

@@ -10,10 +10,9 @@
 //   AB_COUNT=30000    1 KB articles timed
 //   AB_COUNT_10K=30000  10 KB articles timed
 //   AB_READ=1         0: no reader part
-import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { feed } from "./feeder.js";
-import { feedProcs } from "./feed-procs.js";
+import { feedProcs, procCpuSeconds } from "./feed-procs.js";
 import { readBench } from "./reader.js";
 
 const [a, b] = process.argv.slice(2, 4).map((d) => resolve(d));
@@ -29,11 +28,6 @@ const count1 = Number(env.AB_COUNT ?? 30_000);
 const count10 = Number(env.AB_COUNT_10K ?? 30_000);
 const read = env.AB_READ !== "0";
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-/** CPU seconds (user + system) of a process so far. */
-const cpu = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
 
 for (let round = 0; round < rounds; round++) {
   for (const dist of round % 2 ? [b, a] : [a, b]) {
@@ -42,9 +36,9 @@ for (let round = 0; round < rounds; round++) {
     try {
       const run = async (count: number, bodyBytes: number, tag: string) => {
         const o = { host: "127.0.0.1", port: node.port, count, bodyBytes, connections, window: 300, group: "local.test", tag: `${tag}${Date.now().toString(36)}` };
-        const c0 = cpu(node.pid);
+        const c0 = procCpuSeconds(node.pid);
         const r = connections > 1 ? await feedProcs(o) : await feed(o);
-        return `${fmt(r.accepted / r.seconds)}/s (${(((cpu(node.pid) - c0) * 1e6) / r.accepted).toFixed(1)} µs/article)`;
+        return `${fmt(r.accepted / r.seconds)}/s (${(((procCpuSeconds(node.pid) - c0) * 1e6) / r.accepted).toFixed(1)} µs/article)`;
       };
       await run(warm, 1024, "w");
       const k1 = await run(count1, 1024, "k");

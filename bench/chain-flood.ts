@@ -4,20 +4,17 @@
 // the second node had them all (its GROUP count), when the receiver had them
 // all, and each node's CPU and main thread's as a share of one core.
 //   node dist/bench/chain-flood.js
-import { readFileSync } from "node:fs";
 import { Mesh, chain } from "../test/helpers/mesh.js";
 import { Receiver } from "./receiver.js";
 import { feed } from "./feeder.js";
 import { NntpClient } from "../protocol/nntp/client.js";
+import { procCpuSeconds as processCpu, threadCpu } from "./feed-procs.js";
 
-/** CPU seconds of a process (all its threads, `path` = /proc/PID/stat) or of one thread (/proc/PID/task/TID/stat). */
-const cpuOf = (path: string) => {
-  const s = readFileSync(path, "utf8");
-  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
+/** CPU seconds of a process's main thread. */
+const cpu = (pid: number) => {
+  const t = threadCpu(pid).get(pid);
+  return t ? t.user + t.sys : NaN;
 };
-const processCpu = (pid: number) => cpuOf(`/proc/${pid}/stat`);
-const cpu = (pid: number) => cpuOf(`/proc/${pid}/task/${pid}/stat`);
 
 const rx = await Receiver.start();
 const extra = (i: number) => `[storage]\nsynchronous = "full"\n` + (i === 1 ? `[[peer]]\nname = "rx"\nhost = "127.0.0.1"\nport = ${rx.port}\ngroups = "*"\nwindow = 300\n` : "");

@@ -126,6 +126,30 @@ export function procCpuSeconds(pid: number): number {
   }
 }
 
+/** User and system CPU seconds of each live thread of a process, by thread id (the main thread's id is the pid). */
+export function threadCpu(pid: number): Map<number, { user: number; sys: number }> {
+  const out = new Map<number, { user: number; sys: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+      out.set(Number(tid), { user: Number(f[11]) / TICKS, sys: Number(f[12]) / TICKS });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** The whole machine's CPU so far (/proc/stat), in seconds of CPU: busy, waiting for I/O, and all. */
+export function machineCpu(): { busy: number; iowait: number; total: number } {
+  const l = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
+  const total = l.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = l[3] + l[4];
+  return { busy: (total - idle) / TICKS, iowait: l[4] / TICKS, total: total / TICKS };
+}
+
 /** Live children of `ppid` whose command name is `comm`. */
 export function childPids(ppid: number, comm: string): number[] {
   const out: number[] = [];

@@ -11,33 +11,16 @@
 //   PROBE_PROFILE=DIR the node runs with --cpu-prof into DIR
 //   PROBE_CONFIG='[storage]\nmax_batch = 500'  the node's configuration (TOML)
 //   PROBE_PORT, PROBE_PID  probe a node already running instead (say, one started with --trace-gc)
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { startNode } from "../test/helpers/node.js";
-import { feedProcs } from "./feed-procs.js";
+import { feedProcs, machineCpu, threadCpu } from "./feed-procs.js";
 import { feed } from "./feeder.js";
 
 const env = process.env;
-/** CPU seconds (user, system) of each thread of a process. */
-function threads(pid: number): Map<string, { user: number; sys: number }> {
-  const out = new Map<string, { user: number; sys: number }>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
-      out.set(`${st.slice(st.indexOf("(") + 1, st.lastIndexOf(")"))} ${tid}`, { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 });
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return out;
-}
+/** The process's I/O counters (/proc/PID/io): write_bytes, syscw, ... */
 const io = (pid: number) =>
   Object.fromEntries(readFileSync(`/proc/${pid}/io`, "utf8").trim().split("\n").map((l) => [l.split(": ")[0], Number(l.split(": ")[1])]));
-/** The machine's CPU ticks: [busy, iowait, all]. */
-function machine(): [number, number, number] {
-  const t = readFileSync("/proc/stat", "utf8").split("\n")[0].split(/\s+/).slice(1).map(Number);
-  return [t[0] + t[1] + t[2] + t[5] + t[6], t[4], t.reduce((a, b) => a + b, 0)];
-}
 
 const node = env.PROBE_PORT
   ? { port: Number(env.PROBE_PORT), pid: Number(env.PROBE_PID), stop: async () => {} }
@@ -51,19 +34,22 @@ try {
   });
   const warm = o(Number(env.PROBE_WARM ?? 20_000), Number(env.PROBE_WARM_SIZE ?? 1024), "w");
   if (warm.count > 0) await (connections > 1 ? feedProcs(warm) : feed(warm));
-  const [m0, t0, i0] = [machine(), threads(node.pid), io(node.pid)];
+  const [m0, t0, i0] = [machineCpu(), threadCpu(node.pid), io(node.pid)];
   const r = connections > 1 ? await feedProcs(o(count, size, "t")) : await feed(o(count, size, "t"));
-  const [m1, t1, i1] = [machine(), threads(node.pid), io(node.pid)];
+  const [m1, t1, i1] = [machineCpu(), threadCpu(node.pid), io(node.pid)];
   const pct = (x: number) => `${Math.round((x / r.seconds) * 100)}%`;
   console.log(`${Math.round(r.accepted / r.seconds).toLocaleString("en-US")} articles/s of ${size} bytes on ${connections} connection(s), ${r.seconds.toFixed(2)} s`);
   for (const [k, v] of t1) {
     const a = t0.get(k) ?? { user: 0, sys: 0 };
     const [user, sys] = [v.user - a.user, v.sys - a.sys];
-    if (user + sys > 0.02) console.log(`  ${k.padEnd(24)} user ${pct(user).padStart(4)} sys ${pct(sys).padStart(4)}  ${(((user + sys) * 1e6) / r.accepted).toFixed(1)} µs an article`);
+    const name = k === node.pid ? "main thread" : `thread ${k}`;
+    if (user + sys > 0.02) console.log(`  ${name.padEnd(24)} user ${pct(user).padStart(4)} sys ${pct(sys).padStart(4)}  ${(((user + sys) * 1e6) / r.accepted).toFixed(1)} µs an article`);
   }
   const per = (k: string) => ((i1[k] - i0[k]) / r.accepted).toFixed(1);
   console.log(`  written ${per("write_bytes")} bytes and ${per("syscw")} write calls an article`);
-  console.log(`  machine ${Math.round(((m1[0] - m0[0]) / (m1[2] - m0[2])) * 200)}% busy of 200%, iowait ${Math.round(((m1[1] - m0[1]) / (m1[2] - m0[2])) * 200)}%`);
+  const all = cpus().length * 100;
+  const share = (x: number) => Math.round((x / (m1.total - m0.total)) * all);
+  console.log(`  machine ${share(m1.busy - m0.busy)}% busy of ${all}%, iowait ${share(m1.iowait - m0.iowait)}%`);
 } finally {
   await node.stop();
 }

@@ -42,6 +42,7 @@ import { freePort } from "../test/helpers/mesh.js";
 import { startNode, type TestNode } from "../test/helpers/node.js";
 import { interopScript } from "../test/helpers/interop.js";
 import { timeFileCreation, untilFilesCheap } from "./ingest.js";
+import { machineCpu } from "./feed-procs.js";
 
 const PATH = `${process.env.PATH ?? ""}:/usr/sbin:/sbin`;
 const TICKS = 100; // USER_HZ on Linux
@@ -150,15 +151,6 @@ function treeCpu(root: number, all = allStats()): { total: number; byName: Map<s
   }
   for (const p of pids.values()) byName.set(p.comm, (byName.get(p.comm) ?? 0) + p.cpu);
   return { total, byName, pids };
-}
-
-/** Busy and total jiffies of the whole machine (/proc/stat), in seconds of CPU. */
-function machineCpu(): { busy: number; total: number } {
-  const l = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
-  const total = l.slice(0, 8).reduce((a, b) => a + b, 0);
-  const idle = l[3] + l[4];
-  return { busy: (total - idle) / TICKS, total: total / TICKS };
 }
 
 /** Microseconds to create one empty file in a new folder under `dir` (the files stay until the bench's folder is deleted). */

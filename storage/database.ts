@@ -112,9 +112,9 @@ async function prepareWriter(w: Db, synchronous: StorageOptions["synchronous"]):
   // after it, a new file stays at NONE); an older database keeps NONE and reuses its free pages.
   // 8 KB pages, set before the first table (a database made before keeps its own). Against
   // SQLite's 4 KB: a 10 KB article is two pages, not three, and the WAL is written with half
-  // the syscalls (two per page); the commit thread, the bound at 10 KB, went from 14.7k to
-  // 18.6k articles/s, 1 KB from 40k to 43k (bench/RESULTS-2026-11-26c.md). 16 KB did worse
-  // at 10 KB: one article a page, the rest of the page empty.
+  // the syscalls (two per page). With the commit thread the bound at 10 KB, a probe run
+  // went from 14,653 to 18,578 articles/s, 1 KB from 40,297 to 43,017 (bench/RESULTS-2026-11-26c.md).
+  // 16 KB did worse at 10 KB: one article a page, the rest of the page empty.
   await w.exec(`PRAGMA page_size = ${PAGE_SIZE}; PRAGMA auto_vacuum = INCREMENTAL`);
   await w.exec(`PRAGMA journal_mode = WAL; ${writerPragmas(synchronous)}`);
 }

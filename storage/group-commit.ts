@@ -19,7 +19,8 @@ export class Tx {
 
   /**
    * A multi-row statement: `head` is "INSERT ... (cols) VALUES" (its rows go
-   * as one JSON parameter, stepwise.ts) or any text that a list of rows
+   * as one JSON parameter, stepwise.ts, or as literals in the one-call path,
+   * #inOneCall) or any text that a list of rows
    * completes, such as "DELETE ... WHERE (a, b) IN (VALUES" with `tail` ")";
    * rows all have `cols` values.
    */
@@ -27,7 +28,7 @@ export class Tx {
     if (rows.length > 0) this.steps.push({ kind: "insert", head, cols, rows, tail });
   }
 
-  /** `head` ends with "IN"; `fixed` fills its other ? marks; the list goes as one JSON parameter (stepwise.ts). */
+  /** `head` ends with "IN"; `fixed` fills its other ? marks; the list goes as one JSON parameter (stepwise.ts), or as literals (#inOneCall). */
   inList(head: string, fixed: unknown[], list: unknown[]): void {
     if (list.length > 0) this.steps.push({ kind: "in", head, fixed, list });
   }

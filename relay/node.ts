@@ -179,12 +179,32 @@ export class Node {
       this.feeds.set(id, this.#makeFeed(id, p, c));
     }
     // the bus is a doorbell: each feed reads its work from the backlog table
+    let announced = 0; // the newest article the feeds were told of after its COMMIT
+    const takenAhead = new Map<number, Set<PeerFeed>>(); // articles idle feeds took before their COMMIT
     this.bus.accepted$.subscribe((a) => {
+      announced = Math.max(announced, a.id);
+      const ahead = takenAhead.get(a.id);
+      // ids only grow: older entries are of transactions that failed
+      if (takenAhead.size > 0) for (const k of takenAhead.keys()) if (k <= a.id) takenAhead.delete(k);
       for (const [id, feed] of this.feeds) {
-        if (a.peers.includes(id)) feed.announce({ article: a.id, msgid: a.msgid, bytes: a.bytes, data: a.data });
+        if (a.peers.includes(id) && !ahead?.has(feed)) feed.announce({ article: a.id, msgid: a.msgid, bytes: a.bytes, data: a.data });
         else feed.committed(a.id);
       }
     });
+    // The idle path: an article written alone is offered by a feed with nothing
+    // else to do while its transaction commits, so that the sync is not part of
+    // the hop (issue 12: an idle hop under 1 ms with synchronous = full). Only
+    // once every article committed before it has been announced: a feed's
+    // cursor must never pass one it has not been told of.
+    this.storage.writer.onStagedAlone = (a, id, data, after) => {
+      if (after > announced || a.peers.length === 0) return;
+      let took: Set<PeerFeed> | undefined;
+      for (const peer of a.peers) {
+        const feed = this.feeds.get(peer);
+        if (feed?.takeAhead({ article: id, msgid: a.msgid, bytes: data.length, data })) (took ??= new Set()).add(feed);
+      }
+      if (took) takenAhead.set(id, took);
+    };
     for (const f of this.feeds.values()) f.start();
     // scheduled jobs (DESIGN.md): transit-only articles go once no backlog needs them
     this.#jobs.push(

@@ -16,6 +16,7 @@ export class Tx {
   weight = 0;
   #afterCommit: (() => void)[] = [];
   #onFail: (() => void)[] = [];
+  #sentAlone: (() => void)[] = [];
 
   /**
    * A multi-row statement: `head` is "INSERT ... (cols) VALUES" (its rows go
@@ -46,6 +47,27 @@ export class Tx {
   /** Called if the transaction was rolled back or never ran: staged state must be forgotten. */
   onFail(f: () => void): void {
     this.#onFail.push(f);
+  }
+
+  /**
+   * Called once the transaction has been handed to SQLite in one call (the
+   * idle path: nothing else in flight, GroupCommit.#oneCall), before its
+   * COMMIT; never for batches written stepwise. What needs nothing but this
+   * batch's rows may start meanwhile: an idle feed's offer
+   * (storage/writer.ts onStagedAlone). It must not throw.
+   */
+  onSentAlone(f: () => void): void {
+    this.#sentAlone.push(f);
+  }
+
+  sentAlone(): void {
+    for (const f of this.#sentAlone.splice(0)) {
+      try {
+        f();
+      } catch {
+        // a listener's fault must not fail a transaction already on its way
+      }
+    }
   }
 
   committed(): void {
@@ -197,6 +219,7 @@ export class GroupCommit {
             throw err;
           },
         );
+        if (onMain && tx.steps.length > 0) tx.sentAlone();
       } catch (err) {
         committing = Promise.reject(err);
       }

@@ -73,6 +73,19 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
    */
   #staged = { batches: 0, nextId: 0, highs: new Map<Group, number>(), ids: new Set<string>() };
   #extra: ((a: NewArticle, id: number, data: Buffer, tx: Tx) => void)[] = [];
+  /**
+   * Told of an article written alone (the idle path) as soon as its
+   * transaction is on its way to SQLite, before the COMMIT: `after` is the
+   * newest article id given out before it (committed, or lost with a failed
+   * batch). An idle feed may offer it to a
+   * peer meanwhile (relay/node.ts). Nothing is acknowledged to the sender
+   * before the COMMIT, so this gives away nothing promised; if the
+   * transaction fails, the peer holds an article this node does not, as a
+   * peer may after any sender's retry. Ids are never reused after a failed
+   * batch, so a peer's answer for this one can never settle another's
+   * backlog row.
+   */
+  onStagedAlone?: (a: NewArticle, id: number, data: Buffer, after: number) => void;
 
   constructor(
     private readonly db: Db,
@@ -185,7 +198,8 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     const highs = new Map<Group, number>(); // tentative, applied after COMMIT
     const stored: [NewArticle, number, Buffer][] = [];
     const staged = this.#staged;
-    let nextId = staged.batches > 0 ? staged.nextId : this.#nextId;
+    const firstId = staged.batches > 0 ? staged.nextId : this.#nextId;
+    let nextId = firstId;
     /** Each group's newest number before this batch: committed, or staged by a batch still in flight. */
     const base = (g: Group) => (staged.batches > 0 ? staged.highs.get(g) : undefined) ?? g.high;
 
@@ -256,12 +270,21 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
       });
     }
     for (const [a, id, data] of stored) for (const f of this.#extra) f(a, id, data, tx);
+    const alone = this.onStagedAlone;
+    if (alone && stored.length === 1 && staged.batches === 0) {
+      const [a, id, data] = stored[0];
+      tx.onSentAlone(() => alone(a, id, data, firstId - 1));
+    }
 
     staged.batches++;
     staged.nextId = nextId;
     for (const [g, high] of highs) staged.highs.set(g, high);
     for (const h of history) staged.ids.add(h[0] as string);
-    tx.onFail(() => this.#forgetStaged());
+    tx.onFail(() => {
+      // ids handed out are never handed out again: a batch written alone may have been offered to peers already
+      this.#nextId = Math.max(this.#nextId, nextId);
+      this.#forgetStaged();
+    });
     tx.afterCommit(() => {
       if (staged.batches > 0) staged.batches--;
       if (staged.batches === 0) this.#forgetStaged();

@@ -128,6 +128,17 @@ export class PeerFeed {
     this.#queue.announce({ article: row.article, msgid: row.msgid, bytes: row.bytes, arrived: Date.now(), data }, row.article);
   }
 
+  /**
+   * An article for this peer on its way to SQLite, not yet committed
+   * (relay/node.ts): taken only if the feed is connected and has nothing else
+   * to do, exactly as announce() would take it. Its announce after the COMMIT
+   * is then replaced by committed().
+   */
+  takeAhead(row: { article: number; msgid: string; bytes: number; data: Buffer }): boolean {
+    if (this.#queue.stats.connected === 0) return false;
+    return this.#queue.takeAhead({ article: row.article, msgid: row.msgid, bytes: row.bytes, arrived: Date.now(), data: row.data });
+  }
+
   /** An article was stored that is not for this peer: the feed only notes how far the store has come. */
   committed(article: number): void {
     this.#queue.committed(article);

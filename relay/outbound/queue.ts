@@ -170,6 +170,19 @@ export class OutboundQueue<T, R extends Outcome> {
     this.wake();
   }
 
+  /**
+   * Work offered before it is committed (the news idle path, relay/node.ts):
+   * taken on the terms of announce(), else left alone, with no read and no
+   * wake, since a read could not see it yet; announce() or committed()
+   * follows once it is committed.
+   */
+  takeAhead(item: T): boolean {
+    if (!this.#caughtUp || this.#reading || this.#queue.length > 0 || !this.source.take?.(item)) return false;
+    this.#queue.push(item);
+    for (const w of this.#wakers.splice(0)) w();
+    return true;
+  }
+
   /** Something was committed that is not for this destination: the queue only notes how far the store has come. */
   committed(seq: number): void {
     this.#newest = Math.max(this.#newest, seq);

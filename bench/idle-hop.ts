@@ -1,8 +1,10 @@
 // Where an idle hop's time goes: one node feeding a minimal receiver, 100
 // articles offered one at a time by TAKETHIS (after 60 to warm the link into
 // no-CHECK mode), with a gap between them; prints the median from the offer to
-// the 239 and to the arrival one hop on. A short gap shows the cost of the
-// commit, a long one adds the cost of waking the node's threads.
+// the 239 and to the arrival one hop on; then 100 POSTs the same way, timed
+// from the POST command (its 340 round trip counts) to the 240 and to the
+// arrival. A short gap shows the cost of the commit, a long one adds the cost
+// of waking the node's threads.
 //   node dist/bench/idle-hop.js [gap ms, 20] [storage.synchronous, full]
 import { startNode } from "../test/helpers/node.js";
 import { makeArticle } from "./feeder.js";
@@ -36,8 +38,31 @@ try {
     if (gap > 0) await new Promise((res) => setTimeout(res, gap));
   }
   client.close();
+  // the issue's own measure: POST (from the command, so the 340 round trip counts) to arrival one hop on
+  const { client: poster } = await NntpClient.open("127.0.0.1", node.port);
+  const postToArrival: number[] = [];
+  const postToAck: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    const msgid = `<post${i}.${tag}@bench.example>`;
+    const text = `From: Bench <bench@example.org>\r\nNewsgroups: local.test\r\nSubject: idle post ${i}\r\nMessage-ID: ${msgid}\r\n\r\n${"x".repeat(1022)}\r\n`;
+    const t0 = performance.now();
+    const go = await poster.command("POST");
+    if (!go.startsWith("340")) throw new Error(go);
+    poster.writeBlock(Buffer.from(text, "latin1"));
+    const r = await poster.line();
+    const t1 = performance.now();
+    if (!r.startsWith("240")) throw new Error(r);
+    const t2 = await rx.waitFor(msgid, 10_000);
+    if (i >= 20) {
+      postToAck.push(t1 - t0);
+      postToArrival.push(t2 - t0);
+    }
+    if (gap > 0) await new Promise((res) => setTimeout(res, gap));
+  }
+  poster.close();
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   console.log(`gap ${gap} ms, synchronous = ${sync}: offer -> 239 median ${median(toAck).toFixed(2)} ms; offer -> arrival one hop on ${median(toArrival).toFixed(2)} ms`);
+  console.log(`gap ${gap} ms, synchronous = ${sync}: POST -> 240 median ${median(postToAck).toFixed(2)} ms; POST -> arrival one hop on ${median(postToArrival).toFixed(2)} ms`);
 } finally {
   await node.stop();
   await rx.close();

@@ -35,7 +35,8 @@ async function hopLatency(port: number, rx: Receiver, n: number, tag: string): P
   for (let i = 0; i < n; i++) {
     const a = makeArticle(tag, i, 1024, "local.test");
     // from the offer (the article leaves the poster) to its arrival one hop on:
-    // the node takes it, commits it (synced with synchronous = full) and passes it on.
+    // the node takes it and commits it (synced with synchronous = full); an idle
+    // node passes it on while the COMMIT is under way.
     // Timed from the 239 instead, a node that forwards in the same turn as it
     // answers shows 0 (the receiver has it before the poster reads the 239).
     const t0 = performance.now();
@@ -62,7 +63,8 @@ export interface ChainResult {
 /**
  * A chain of tidings nodes, the last of which feeds a minimal receiver, so
  * that arrival is seen without polling the last node (polling took a core).
- * A hop is one node: it takes the article, commits it and passes it on.
+ * A hop is one node: it takes the article, commits it and passes it on (an
+ * idle node passes it on while the COMMIT is under way, relay/node.ts).
  */
 async function chainRun(n: number, sync: "full" | "normal", samples: number, floodN: number): Promise<ChainResult> {
   const rx = await Receiver.start();
@@ -164,7 +166,7 @@ export async function propagation(scale: number, useInn: boolean): Promise<Propa
 
 export function printPropagation(r: PropagationResult): void {
   const f = (n: number, d = 2) => n.toFixed(d);
-  console.log("\nPropagation (1 KB articles), idle: time from offering an article to a node to its arrival one hop on (taken, committed, passed on)");
+  console.log("\nPropagation (1 KB articles), idle: time from offering an article to a node to its arrival one hop on (taken, and passed on while it commits; the sender's 239 waits for the COMMIT)");
   console.log("| | median | p99 |");
   console.log("|---|---|---|");
   console.log(`| tidings → receiver (1 hop) | ${f(pct(r.tidingsHop, 50))} ms | ${f(pct(r.tidingsHop, 99))} ms |`);

@@ -14,6 +14,8 @@ export class Tx {
   readonly steps: Step[] = [];
   /** Items that make the transaction heavy (articles, messages): one or none may take the one-call path. */
   weight = 0;
+  /** Articles among them: a transaction without any may take the one-call path with up to MAIL_LITERAL_MAX_WEIGHT messages. */
+  articles = 0;
   #afterCommit: (() => void)[] = [];
   #onFail: (() => void)[] = [];
   #sentAlone: (() => void)[] = [];
@@ -288,7 +290,7 @@ export class GroupCommit {
   #oneCall(tx: Tx): boolean {
     return (
       this.#inFlight.length === 0 &&
-      tx.weight <= LITERAL_MAX_WEIGHT &&
+      (tx.weight <= LITERAL_MAX_WEIGHT || (tx.articles === 0 && tx.weight <= MAIL_LITERAL_MAX_WEIGHT)) &&
       tx.steps.every((s) => (s.kind === "run" ? !s.changes : s.kind !== "in" || s.list.length <= 500))
     );
   }
@@ -338,6 +340,15 @@ export class GroupCommit {
  * fresh compile per statement), so they take the prepared path.
  */
 const LITERAL_MAX_WEIGHT = 1;
+
+/**
+ * Mail is not staged ahead (each batch waits for the one before), so its
+ * batches are small and each one's trips to SQLite are most of the wait
+ * before a 250: a BEGIN, five to seven statements and a COMMIT each cross
+ * to a thread-pool thread and back. In one call a batch of up to this many
+ * messages makes one trip.
+ */
+const MAIL_LITERAL_MAX_WEIGHT = 16;
 
 /** Batches in flight at once when they can be staged ahead: one being written, the next ones waiting on the thread. */
 const PIPELINE_DEPTH = 3;

@@ -257,6 +257,7 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     }
 
     tx.weight += articles.length;
+    tx.articles += articles.length;
     tx.insert(SQL.history, 4, history);
     tx.insert(SQL.articles, 14, articles);
     tx.insert(SQL.numbers, 3, numbers);

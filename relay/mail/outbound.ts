@@ -128,10 +128,10 @@ class HopSource implements WorkSource<DueMail, MailOutcome> {
   }
 
   /**
-   * The idle path: mail just committed, taken without reading it back. The
-   * queue offers it only when it had read everything due and holds nothing
-   * unread (OutboundQueue.announce), so nothing due is passed over. It saves
-   * reading each new message back (its ids, then its rows and bytes).
+   * Mail just committed, taken without reading it back. The queue offers it
+   * only when it had read everything due (OutboundQueue.announce), so nothing
+   * due is passed over. It saves reading each new message back (its ids, then
+   * its rows and bytes).
    */
   take(): boolean {
     return true;

@@ -95,6 +95,14 @@ export interface QueueStats {
   lastErrorAt: number | null;
 }
 
+/**
+ * Items waiting in memory past which announced work is no longer taken from
+ * the event (OutboundQueue.announce). Before, only an empty queue took it:
+ * with eight senders a mail hop's queue was seldom empty, and every new
+ * message was read back from the database (its id, then its bytes).
+ */
+const TAKEN_MAX = 64;
+
 /** The queue of one destination. */
 export class OutboundQueue<T, R extends Outcome> {
   readonly stats: QueueStats = {
@@ -156,13 +164,17 @@ export class OutboundQueue<T, R extends Outcome> {
 
   /**
    * New work was queued for this destination (the bus). When the queue has
-   * read everything and holds nothing, the source may take the item from the
-   * event itself, saving a read on the idle path: events come in commit
-   * order, so nothing between the source's cursor and this item is missed.
+   * read everything due (what it read waits in it, or is on the wire), the
+   * source may take the item from the event itself, saving a read: events
+   * come in commit order, and an event that came while a read ran made the
+   * queue read again, so nothing between what was read and this item is
+   * missed. Up to TAKEN_MAX items wait in memory this way; past that the
+   * source is read when there is room, so a slow destination does not hold
+   * everything new in memory.
    */
   announce(item: T, seq: number): void {
     this.#newest = Math.max(this.#newest, seq);
-    if (this.#caughtUp && !this.#reading && this.#queue.length === 0 && this.source.take?.(item)) {
+    if (this.#caughtUp && !this.#reading && this.#queue.length < TAKEN_MAX && this.source.take?.(item)) {
       this.#queue.push(item);
       for (const w of this.#wakers.splice(0)) w();
       return;
@@ -177,7 +189,7 @@ export class OutboundQueue<T, R extends Outcome> {
    * follows once it is committed.
    */
   takeAhead(item: T): boolean {
-    if (!this.#caughtUp || this.#reading || this.#queue.length > 0 || !this.source.take?.(item)) return false;
+    if (!this.#caughtUp || this.#reading || this.#queue.length >= TAKEN_MAX || !this.source.take?.(item)) return false;
     this.#queue.push(item);
     for (const w of this.#wakers.splice(0)) w();
     return true;

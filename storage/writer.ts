@@ -74,8 +74,9 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
   #staged = { batches: 0, nextId: 0, highs: new Map<Group, number>(), ids: new Set<string>() };
   #extra: ((a: NewArticle, id: number, data: Buffer, tx: Tx) => void)[] = [];
   /**
-   * Told of an article written alone (the idle path) as soon as its
-   * transaction is on its way to SQLite, before the COMMIT: `after` is the
+   * Told of an article written alone (the idle path) when its transaction
+   * is staged, just before it is handed to SQLite (which then waits for the
+   * next turn of the event loop, so that the offer goes out first): `after` is the
    * newest article id given out before it (committed, or lost with a failed
    * batch). An idle feed may offer it to a
    * peer meanwhile (relay/node.ts). Nothing is acknowledged to the sender

@@ -10,16 +10,13 @@ import { join } from "node:path";
 import { rmSync } from "node:fs";
 import { Storage } from "../../storage/database.js";
 import { Db } from "../../storage/sqlite.js";
-import type { NewArticle } from "../../storage/writer.js";
+import { minimalArticle } from "../helpers/storage.js";
 import { NntpClient } from "../../protocol/nntp/client.js";
 import { Receiver } from "../../bench/receiver.js";
 import { startNode, tempDir } from "../helpers/node.js";
 import { makeArticle, stuff } from "../helpers/client.js";
 
-const article = (msgid: string): NewArticle => ({
-  msgid, header: `Message-ID: ${msgid}\r\n`, body: Buffer.from("body\r\n"), groups: ["local.test"], subject: "s", author: "a",
-  date: "d", refs: "", lines: 1, source: "x", arrived: Date.now(), peers: [],
-});
+const article = minimalArticle;
 
 test("writer: an article written alone is told of before its COMMIT, and a failed batch's ids are not given again", { timeout: 60_000 }, async () => {
   const dir = tempDir();

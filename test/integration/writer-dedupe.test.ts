@@ -8,13 +8,10 @@ import { join } from "node:path";
 import { rmSync } from "node:fs";
 import { Storage } from "../../storage/database.js";
 import { Db, Stmt } from "../../storage/sqlite.js";
-import type { NewArticle } from "../../storage/writer.js";
+import { minimalArticle } from "../helpers/storage.js";
 import { tempDir } from "../helpers/node.js";
 
-const article = (msgid: string): NewArticle => ({
-  msgid, header: `Message-ID: ${msgid}\r\n`, body: Buffer.from("body\r\n"), groups: ["local.test"], subject: "s", author: "a",
-  date: "d", refs: "", lines: 1, source: "x", arrived: Date.now(), peers: [],
-});
+const article = minimalArticle;
 
 test("a copy staged while the first copy commits is a duplicate: the article is stored once", { timeout: 60_000 }, async () => {
   const dir = tempDir();

@@ -208,7 +208,8 @@ export class GroupCommit {
         // a batch with nothing to write still settles after the batches it was staged on
         const nothing = () => before?.then(() => this.#failedBefore()) ?? Promise.resolve();
         // An article offered ahead goes out first: handing the transaction over wakes a
-        // thread-pool thread, which on this VM cost the offer 50-100 µs when it came after.
+        // thread-pool thread, and done first it delayed the offer by up to 0.4 ms on this
+        // VM (bench/RESULTS-2026-11-26d.md); the write waits one turn of the event loop.
         const offered = onMain && tx.steps.length > 0 && tx.sentAlone();
         const write = () => (tx.steps.length === 0 ? nothing() : onMain ? this.#inOneCall(tx) : this.#stepwise(tx));
         committing = (offered ? new Promise<void>((r) => setImmediate(r)).then(write) : write()).then(

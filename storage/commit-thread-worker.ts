@@ -22,7 +22,10 @@ const runner = new StepRunner(db);
 // checkpointer that runs beside a busy writer never sees: so once the WAL
 // holds WAL_FRAMES, the next transaction first waits for the copy of the
 // last few frames, and the WAL starts over, as it did with autocheckpoint.
-const WAL_FRAMES = 4000;
+// Each such wait stalls the writer, so the WAL is let grow to 16,000 frames
+// (128 MiB of 8 KB pages) first: 10 KB × 4 ingest ran 7-10% faster than with
+// 4,000 (bench/RESULTS-2026-11-26d.md), for 100 MB more disk under a flood.
+const WAL_FRAMES = 16_000;
 const checkpointer = await Db.open(file);
 // the writer's sync level: a checkpoint syncs the WAL before copying and the database after, as the writer's own did
 await checkpointer.exec(`${writerPragmas(synchronous)} PRAGMA wal_autocheckpoint = 0;`);

@@ -188,10 +188,10 @@ export class MailQueue implements Contributor<Item, MailResult> {
         }
         seen.add(k);
         seenRows.push([m.msgid, rcpt.toLowerCase(), m.received]);
-        // at staging, not at COMMIT: a batch that fails leaves a "maybe", which is only a read
-        this.#seenIds.add(m.msgid);
         return true;
       });
+      // at staging, not at COMMIT: a batch that fails leaves a "maybe", which is only a read
+      if (m.msgid && keep.length > 0) this.#seenIds.add(m.msgid);
       counts.looped += looped.length;
       if (keep.length === 0) return { kind: "queued", id: 0, looped };
       // ids are taken at once and never given back: a rolled back one is a gap, never a reuse

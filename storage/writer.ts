@@ -74,17 +74,16 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
   #staged = { batches: 0, nextId: 0, highs: new Map<Group, number>(), ids: new Set<string>() };
   #extra: ((a: NewArticle, id: number, data: Buffer, tx: Tx) => void)[] = [];
   /**
-   * Told of an article written alone (the idle path) when its transaction
-   * is staged, just before it is handed to SQLite (which then waits for the
-   * next turn of the event loop, so that the offer goes out first): `after` is the
+   * Told of an article written alone (the idle path) when its transaction is
+   * staged, just before it is handed to SQLite (which waits for the next turn
+   * of the event loop, so that the offer goes out first). `after` is the
    * newest article id given out before it (committed, or lost with a failed
-   * batch). An idle feed may offer it to a
-   * peer meanwhile (relay/node.ts). Nothing is acknowledged to the sender
-   * before the COMMIT, so this gives away nothing promised; if the
-   * transaction fails, the peer holds an article this node does not, as a
-   * peer may after any sender's retry. Ids are never reused after a failed
-   * batch, so a peer's answer for this one can never settle another's
-   * backlog row.
+   * batch). An idle feed may offer it to a peer meanwhile (relay/node.ts).
+   * Nothing is acknowledged to the sender before the COMMIT, so this gives
+   * away nothing promised; if the transaction fails, the peer holds an
+   * article this node does not, as a peer may after any sender's retry. Ids
+   * are never reused after a failed batch, so a peer's answer for this one
+   * can never settle another's backlog row.
    */
   onStagedAlone?: (a: NewArticle, id: number, data: Buffer, after: number) => void;
 

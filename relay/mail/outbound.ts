@@ -127,6 +127,11 @@ class HopSource implements WorkSource<DueMail, MailOutcome> {
     return m.received;
   }
 
+  /** A message's bytes, which it holds while it waits in the queue. */
+  size(m: DueMail): number {
+    return m.data.length;
+  }
+
   /**
    * Mail just committed, taken without reading it back. The queue offers it
    * only when it had read everything due (OutboundQueue.announce), so nothing

@@ -102,6 +102,8 @@ export interface QueueStats {
  * message was read back from the database (its id, then its bytes).
  */
 const TAKEN_MAX = 64;
+/** ...and bytes (the source's size()) past which it is not: taken mail and articles carry their bytes. */
+const TAKEN_MAX_BYTES = 8 * 1024 * 1024;
 
 /** The queue of one destination. */
 export class OutboundQueue<T, R extends Outcome> {
@@ -168,13 +170,14 @@ export class OutboundQueue<T, R extends Outcome> {
    * source may take the item from the event itself, saving a read: events
    * come in commit order, and an event that came while a read ran made the
    * queue read again, so nothing between what was read and this item is
-   * missed. Up to TAKEN_MAX items wait in memory this way; past that the
-   * source is read when there is room, so a slow destination does not hold
-   * everything new in memory.
+   * missed. Up to TAKEN_MAX items and TAKEN_MAX_BYTES wait in memory this
+   * way (one always, into an empty queue); past that the source is read when
+   * there is room, so a slow destination does not hold everything new in
+   * memory.
    */
   announce(item: T, seq: number): void {
     this.#newest = Math.max(this.#newest, seq);
-    if (this.#caughtUp && !this.#reading && this.#queue.length < TAKEN_MAX && this.source.take?.(item)) {
+    if (this.#mayTake(item) && this.source.take?.(item)) {
       this.#queue.push(item);
       for (const w of this.#wakers.splice(0)) w();
       return;
@@ -189,10 +192,21 @@ export class OutboundQueue<T, R extends Outcome> {
    * follows once it is committed.
    */
   takeAhead(item: T): boolean {
-    if (!this.#caughtUp || this.#reading || this.#queue.length >= TAKEN_MAX || !this.source.take?.(item)) return false;
+    if (!this.#mayTake(item) || !this.source.take?.(item)) return false;
     this.#queue.push(item);
     for (const w of this.#wakers.splice(0)) w();
     return true;
+  }
+
+  /** Whether announced work may be taken from the event (announce(), takeAhead()). */
+  #mayTake(item: T): boolean {
+    if (!this.#caughtUp || this.#reading) return false;
+    if (this.#queue.length === 0) return true;
+    if (this.#queue.length >= TAKEN_MAX) return false;
+    const size = (i: T) => this.source.size?.(i) ?? 0;
+    let bytes = size(item);
+    for (const q of this.#queue) bytes += size(q);
+    return bytes <= TAKEN_MAX_BYTES;
   }
 
   /** Something was committed that is not for this destination: the queue only notes how far the store has come. */

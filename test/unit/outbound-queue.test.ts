@@ -384,3 +384,53 @@ test("windowBytes: large items are offered a few at a time however large the win
     await q.stop();
   }
 });
+
+test("work taken from the event waits in memory only up to a bound in bytes: past it the source is read instead", async () => {
+  class Sized extends Store {
+    size(): number {
+      return 3 * 1024 * 1024;
+    }
+    take(i: Item): boolean {
+      if (i.id <= this.cursor) return false;
+      this.cursor = i.id;
+      return true;
+    }
+  }
+  const store = new Sized();
+  // one offer at a time, held until released: what is taken meanwhile waits in the queue
+  let release!: () => void;
+  let held = new Promise<void>((r) => (release = r));
+  const offered: number[] = [];
+  const t = new FakeTransport();
+  t.open = async () => {
+    let end!: (e: Error | undefined) => void;
+    const closed = new Promise<Error | undefined>((r) => (end = r));
+    return {
+      window: 1,
+      offer: async (i: Item) => {
+        offered.push(i.id);
+        await held;
+        return { disposition: "done", reply: "239" } as Outcome;
+      },
+      closed,
+      close: () => end(undefined),
+    };
+  };
+  const q = make(store, t);
+  q.start();
+  try {
+    await caughtUp(store);
+    q.announce(store.add(1), 1);
+    await until("item 1 on the wire", () => offered.includes(1));
+    for (const id of [2, 3, 4]) q.announce(store.add(id), id);
+    // 3 MiB each: two wait (6 MiB), a third would make 9 MiB, past the 8 MiB bound
+    assert.equal(q.held.queued, 2, `items waiting in memory: ${q.held.queued}`);
+    release();
+    held = Promise.resolve();
+    await until("items 2-4 offered", () => [2, 3, 4].every((id) => offered.includes(id)));
+    assert.ok(store.reads >= 2, "the item not taken was read from the source");
+  } finally {
+    release();
+    await q.stop();
+  }
+});

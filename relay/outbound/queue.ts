@@ -316,8 +316,11 @@ export class OutboundQueue<T, R extends Outcome> {
     return this.#reading;
   }
 
-  /** The next hop's word on an item: settled by the source, deferred when it says retry. */
-  #settle(item: T, outcome: R): void {
+  /**
+   * The next hop's word on an item: settled by the source, deferred when it
+   * says retry. Returns when the settle is written, if the source writes it later.
+   */
+  #settle(item: T, outcome: R): Promise<void> | void {
     const k = this.source.key(item);
     const age = this.opts.maxAge;
     const expired = outcome.disposition === "retry" && !!age && age.when === "after-attempt" && this.source.arrived(item) < Date.now() - age.ms;
@@ -332,7 +335,7 @@ export class OutboundQueue<T, R extends Outcome> {
       return;
     }
     if (r instanceof Promise) {
-      r.then(
+      return r.then(
         (at) => {
           this.#settled.set(k, this.#reads);
           this.#retry(item, at);
@@ -342,7 +345,6 @@ export class OutboundQueue<T, R extends Outcome> {
         this.#inFlight.delete(k);
         this.#offerEnded();
       });
-      return;
     }
     this.#inFlight.delete(k);
     this.#retry(item, r);
@@ -526,12 +528,24 @@ export class OutboundQueue<T, R extends Outcome> {
             this.stats.offered++;
             session.offer(item).then(
               (outcome) => {
-                open--;
-                openBytes -= bytes;
-                if (this.#closing) return void this.#open--; // stopped: it stays queued in the source
+                if (this.#closing) {
+                  open--;
+                  openBytes -= bytes;
+                  return void this.#open--; // stopped: it stays queued in the source
+                }
                 mine.delete(item);
-                this.#settle(item, outcome);
-                void fill();
+                // An item keeps its place in the window until its settle is
+                // written. What the next hop took but the source has not yet
+                // recorded is sent again after a crash; this keeps that to at
+                // most a window, however slow the writes (mail: RFC 5321 §6.1).
+                const settled = () => {
+                  open--;
+                  openBytes -= bytes;
+                  void fill();
+                };
+                const s = this.#settle(item, outcome);
+                if (s) void s.then(settled);
+                else settled();
               },
               (err) => {
                 open--;

@@ -297,9 +297,13 @@ for (const sinkState of ["down", "slow", "busy"] as const) {
         // A message the sink took but whose 250 the node had not yet committed
         // as sent is sent again after the restart (RFC 5321 §6.1 accepts such
         // duplicates; the alternative is loss). Only deliveries under way at
-        // the kill may be sent twice: at most connections_per_hop (8) of them.
+        // the kill may be sent twice: those on the hop's connections, and
+        // those answered whose settle was not yet written. Each holds a place
+        // in the hop's window (connections_per_hop 8 × 4 = 32) until its settle
+        // is written, however slow the disk; a slow fsync once let 14 through
+        // where 8 connections were assumed to be the bound.
         assert.equal(dups.length, unsettled, "the duplicates are the messages delivered but not yet settled at the kill");
-        assert.ok(dups.length <= 8, `at most the deliveries in flight at the kill are repeated: ${dups.length}`);
+        assert.ok(dups.length <= 32, `at most a window of deliveries is repeated: ${dups.length}`);
         for (const [, n] of dups) assert.equal(n, 2);
       }
     } finally {

@@ -55,7 +55,7 @@ class Store implements WorkSource<Item, Outcome> {
     if (!this.retriesInSource) for (const r of snapshot) this.cursor = Math.max(this.cursor, r.id);
     return { items: snapshot, full: false, top };
   }
-  settle(i: Item, outcome: Outcome, expired: boolean): number | void {
+  settle(i: Item, outcome: Outcome, expired: boolean): number | void | Promise<number | void> {
     this.settled.push({ id: i.id, outcome, expired });
     if (outcome.disposition === "retry" && !expired) {
       const at = Date.now() + this.retryIn;
@@ -380,6 +380,39 @@ test("windowBytes: large items are offered a few at a time however large the win
     q.wake();
     await until("both large items offered", () => store.settled.length === 14);
     assert.equal(most, 1, "an item larger than the bound goes alone, and does not stall the queue");
+  } finally {
+    await q.stop();
+  }
+});
+
+test("an answered item keeps its place in the window until its settle is written: a slow disk cannot let more than a window be answered and unrecorded", async () => {
+  // A settle written later (mail settles through the group commit): held here until released.
+  class SlowSettle extends Store {
+    held: (() => void)[] = [];
+    override settle(i: Item, outcome: Outcome, expired: boolean): Promise<number | void> {
+      return new Promise((resolve) => this.held.push(() => resolve(super.settle(i, outcome, expired))));
+    }
+  }
+  const store = new SlowSettle();
+  const t = new FakeTransport();
+  for (let i = 1; i <= 25; i++) store.add(i);
+  const q = make(store, t);
+  q.start();
+  try {
+    await until("a window answered", () => store.held.length === 10);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(t.offers.length, 10, "nothing more is offered while a window of settles is unwritten");
+    store.held.splice(0, 3).forEach((f) => f());
+    await until("three more offered", () => t.offers.length === 13);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(t.offers.length, 13, "one more offer for each settle written");
+    const release = setInterval(() => store.held.splice(0).forEach((f) => f()), 5);
+    try {
+      await until("all 25 settled", () => store.settled.length === 25);
+    } finally {
+      clearInterval(release);
+    }
+    assert.deepEqual(store.settled.map((s) => s.id).sort((a, b) => a - b), Array.from({ length: 25 }, (_, i) => i + 1));
   } finally {
     await q.stop();
   }

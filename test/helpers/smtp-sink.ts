@@ -48,6 +48,12 @@ export interface SinkOptions {
    * the same bytes so far (a relay's retry sends the same bytes), from 1.
    */
   dataReply?: (m: { from: string; to: string[]; data: Buffer }, attempt: number) => Reply | undefined;
+  /**
+   * Called at each MAIL FROM with its count on this sink, from 1. Return
+   * "drop" to close the connection there and then, with no reply, as a hop
+   * does that ends a connection it thinks idle just as the client uses it.
+   */
+  mailFrom?: (n: number) => "drop" | undefined;
   /** SIZE limit in octets (announced; larger messages get 552) */
   size?: number;
   /** the name in the greeting and EHLO reply */
@@ -64,6 +70,9 @@ export class SmtpSink {
   /** Errors of client connections (a reset in the middle of a transaction). */
   readonly socketErrors: Error[] = [];
   private server: SMTPServer;
+  /** Connections accepted so far. */
+  connections = 0;
+  private mailFroms = 0;
   private rcptAttempts = new Map<string, number>();
   private dataAttempts = new Map<string, number>();
   private waiters: (() => void)[] = [];
@@ -80,6 +89,18 @@ export class SmtpSink {
       disableReverseLookup: true,
       logger: false,
       closeTimeout: 500,
+      onConnect: (_session, cb) => {
+        this.connections++;
+        cb();
+      },
+      onMailFrom: (_address, session, cb) => {
+        if (this.opts.mailFrom?.(++this.mailFroms) === "drop") {
+          const conns = (this.server as unknown as { connections: Set<{ id: string; _socket: { destroy(): void } }> }).connections;
+          for (const c of conns) if (c.id === session.id) c._socket.destroy();
+          return;
+        }
+        cb();
+      },
       onRcptTo: (address, _session, cb) => {
         const n = (this.rcptAttempts.get(address.address) ?? 0) + 1;
         this.rcptAttempts.set(address.address, n);

@@ -488,6 +488,36 @@ test("451 twice, then accepted: delivered once; always 4xx: bounced after mail.m
 
 // ---------------------------------------------------------------- 5. chains and loops
 
+test("the hop drops a kept connection as the next message starts: that message goes at once on a new one, not deferred; a refused recipient does not cost the connection", { timeout: 60_000 }, async () => {
+  // MAIL FROM 2 is the first on the connection kept from message 1: dropped there, before a byte of the message
+  const sink = new SmtpSink({
+    mailFrom: (n) => (n === 2 ? "drop" : undefined),
+    reply: (rcpt) => (rcpt === "nosuch@example.org" ? { code: 550, message: "5.1.1 no such user" } : undefined),
+  });
+  const sinkPort = await sink.start();
+  const node = await startNode({ config: nodeConfig({ hostname: "relay.example.net", routes: [["example.org", `127.0.0.1:${sinkPort}`]], mail: "connections_per_hop = 1" }) });
+  try {
+    const send = async (id: string, from: string, to: string) =>
+      assert.match((await smtplibSend(node.smtpPort, [{ from, to: [to], data: message(id) }]))[0], /^250 /, `${id} is queued`);
+    await send("kept1", "alice@example.net", "bob@example.org");
+    await sink.waitFor(1, 20_000);
+    await send("kept2", "alice@example.net", "bob@example.org");
+    await sink.waitFor(2, 20_000);
+    // from <>, so that the 550 bounces to no one
+    await send("kept3", "", "nosuch@example.org");
+    await waitUntil(() => sink.refusals.length === 1, 20_000, () => "the sink refuses kept3's recipient");
+    await send("kept4", "alice@example.net", "bob@example.org");
+    await sink.waitFor(3, 20_000);
+    await waitUntil(() => mailStatus(node)?.counts.failed === 1 && mailStatus(node)?.counts.sent === 3, 10_000, () => `status counts 3 sent, 1 failed (${JSON.stringify(mailStatus(node)?.counts)})`);
+    assert.equal(mailStatus(node)!.counts.retried, 0, "the dropped connection deferred nothing: kept2 went on a new connection at once");
+    assert.deepEqual(sink.messages.map((m) => msgidOf(m.data)), ["<kept1@example.net>", "<kept2@example.net>", "<kept4@example.net>"]);
+    assert.equal(sink.connections, 2, "one connection for kept1, a second after the drop, kept after the 550 (RSET) for kept4");
+  } finally {
+    await node.stop();
+    await sink.stop();
+  }
+});
+
 test("the (Message-ID, recipient) memory outlives a restart: the same message sent again after it gets 250 and is not relayed twice", { timeout: 60_000 }, async () => {
   const sink = new SmtpSink();
   const sinkPort = await sink.start();

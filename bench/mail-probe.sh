@@ -20,7 +20,7 @@ node --max-semi-space-size=32 "$DIST/cli/tidings.js" serve -c "$dir/cfg.toml" --
 trap 'kill $pid $sink 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 50); do grep -q "tidings ready" "$dir/node.out" && break; sleep 0.1; done
 d=(); [ "$MODE" = reuse ] && d=(-d)
-src() { smtp-source "${d[@]}" -s 8 -m "$1" -l 1024 -M source.bench.test -f from@example.net -t to@example.org "127.0.0.1:$smtp_port"; }
+src() { smtp-source "${d[@]}" -s ${SESSIONS:-8} -m "$1" -l 1024 -M source.bench.test -f from@example.net -t to@example.org "127.0.0.1:$smtp_port"; }
 src 2000; sleep 1
 snap() { for t in /proc/$pid/task/*; do echo "$(basename "$t") $(awk '{print $14+$15}' "$t/stat")"; done | sort; }
 snap > "$dir/a"; m0=$(head -1 /proc/stat); s=$(date +%s.%N)

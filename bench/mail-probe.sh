@@ -16,7 +16,7 @@ printf '[smtp]\nhostname = "tidings.bench.test"\n%b\n[[route]]\ndomain = "exampl
 user=(); [ "$(id -u)" = 0 ] && user=(-u postfix)
 smtp-sink "${user[@]}" -c "127.0.0.1:$sink_port" 1000 > /dev/null 2>&1 & sink=$!
 : > "$dir/node.out"
-node --max-semi-space-size=32 "$DIST/cli/tidings.js" serve -c "$dir/cfg.toml" --data "$dir/data" --nntp 127.0.0.1:0 --smtp "127.0.0.1:$smtp_port" --http off --log-level warn > "$dir/node.out" 2>&1 & pid=$!
+node --max-semi-space-size=32 --no-memory-reducer "$DIST/cli/tidings.js" serve -c "$dir/cfg.toml" --data "$dir/data" --nntp 127.0.0.1:0 --smtp "127.0.0.1:$smtp_port" --http off --log-level warn > "$dir/node.out" 2>&1 & pid=$!
 trap 'kill $pid $sink 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 50); do grep -q "tidings ready" "$dir/node.out" && break; sleep 0.1; done
 d=(); [ "$MODE" = reuse ] && d=(-d)

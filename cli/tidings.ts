@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=32
+#!/usr/bin/env -S node --max-semi-space-size=32 --no-memory-reducer
 // The tidings command line.
 import { Command } from "commander";
 import { loadConfig, ConfigError } from "../config/load.js";

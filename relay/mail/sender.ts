@@ -77,7 +77,6 @@ export class LocalSender implements Sender {
         inFlight: 0,
         retired: false,
         t: new SMTPPool({
-          pool: true,
           host: target.host,
           port: target.port,
           secure: false,

@@ -61,6 +61,8 @@ async function expireHere(c: ReturnType<typeof loadConfig>, dryRun: boolean): Pr
       maxBatch: c.storage.max_batch,
       maxQueue: c.storage.max_queue,
       maxQueueBytes: c.storage.max_queue_bytes,
+      spoolMinBytes: c.storage.spool_min_bytes,
+      spoolSegmentBytes: c.storage.spool_segment_bytes,
     });
     try {
       return await new Expiry(storage, () => c.expire, pino({ level: "silent" })).run({ dryRun });

@@ -187,6 +187,8 @@ export const ConfigSchema = z.strictObject({
       max_batch: doc("storage.max_batch", z.int().min(1), 2000, "Most articles written in one transaction (group commit)."),
       max_queue: doc("storage.max_queue", z.int().min(1), 20000, "Articles waiting for the writer beyond which new ones are deferred (436/431)."),
       max_queue_bytes: doc("storage.max_queue_bytes", z.int().min(1024), 64 * 1024 * 1024, "Bytes of articles waiting for the writer beyond which new ones are deferred (436/431); bounds memory when articles are large."),
+      spool_min_bytes: doc("storage.spool_min_bytes", z.int().min(0), 4096, "Articles of at least this many bytes are written once to append-only spool files in DATA/spool, synced before the commit that points at them, instead of into the database (whose write-ahead log writes every byte twice); their rows keep the header. 0 spools every article; a value above nntp.max_article_bytes spools none."),
+      spool_segment_bytes: doc("storage.spool_segment_bytes", z.int().min(65536), 64 * 1024 * 1024, "Size at which a spool file is closed and the next begun. Space comes back a whole file at a time: expiry deletes a file once no article in it is left."),
       purge_transit: doc("storage.purge_transit", z.string().refine((s) => cron.validate(s), "expected a node-cron expression, seconds first, e.g. */30 * * * * *"), "*/30 * * * * *", "When (node-cron expression, seconds first) to delete articles kept only to pass on once every peer has them; their Message-IDs stay in history."),
     })
     .prefault({}),

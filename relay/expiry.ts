@@ -187,6 +187,8 @@ export class Expiry {
       }
       await flush();
     }
+    // large articles' spool segments that no row points into any more (storage/spool.ts)
+    const spoolFreed = dryRun ? 0 : await this.storage.spool.sweep((seg) => this.storage.articles.segmentUsed(seg));
     if (!dryRun && cfg.vacuum) {
       for (;;) {
         this.#check();
@@ -196,6 +198,7 @@ export class Expiry {
       }
       if (report.file.gaveBack > 0) await ex.checkpoint();
     }
+    report.file.gaveBack += spoolFreed;
     const after = await ex.size();
     report.file.after = after.pages * after.pageSize;
     report.file.free = after.free * after.pageSize;

@@ -90,6 +90,8 @@ export class Node {
       maxBatch: c.storage.max_batch,
       maxQueue: c.storage.max_queue,
       maxQueueBytes: c.storage.max_queue_bytes,
+      spoolMinBytes: c.storage.spool_min_bytes,
+      spoolSegmentBytes: c.storage.spool_segment_bytes,
     }).catch((err) => {
       this.#lock?.release();
       throw err;

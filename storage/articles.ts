@@ -1,6 +1,7 @@
 // Reading articles and their overview, by number in a group or by Message-ID.
 import { chunkSizes, type Reader } from "./sqlite.js";
 import { Batched } from "./batched.js";
+import type { Spool } from "./spool.js";
 
 export interface OverviewRow {
   number: number;
@@ -44,6 +45,17 @@ function overLine(number: string): string {
 
 const OVER_COLS = "a.id, a.msgid, a.subject, a.author, a.date, a.refs, a.bytes, a.lines, a.xref, a.arrived";
 
+/** A row's bytes: the article itself, or its header section with the place of the whole article in the spool (storage/spool.ts). */
+interface DataRow {
+  data: Buffer;
+  header_len: number;
+  bytes: number;
+  spool_seg: number | null;
+  spool_at: number | null;
+}
+
+const DATA_COLS = "a.data, a.header_len, a.bytes, a.spool_seg, a.spool_at";
+
 /** Rows asked for in one statement at most; statement texts exist for powers of two up to it. */
 const BATCH = 32;
 
@@ -52,11 +64,16 @@ export class Articles {
   #byNumber: Batched<string, StoredArticle & { number: number }>;
   #byId: Batched<number, StoredArticle>;
 
-  constructor(private readonly db: Reader) {
+  constructor(
+    private readonly db: Reader,
+    private readonly spool?: Spool,
+  ) {
     this.#byId = new Batched(async (ids) => {
-      const rows = await this.db.all<{ id: number; msgid: string; data: Buffer; header_len: number }>(
-        "SELECT a.id, a.msgid, a.data, a.header_len FROM articles a WHERE a.id IN (SELECT value FROM json_each(?))",
-        [JSON.stringify(ids)],
+      const rows = await this.#whole(
+        await this.db.all<{ id: number; msgid: string } & DataRow>(
+          `SELECT a.id, a.msgid, ${DATA_COLS} FROM articles a WHERE a.id IN (SELECT value FROM json_each(?))`,
+          [JSON.stringify(ids)],
+        ),
       );
       return new Map(rows.map((r) => [r.id, { id: r.id, msgid: r.msgid, data: r.data, headerLen: r.header_len }]));
     }, setImmediate);
@@ -65,10 +82,12 @@ export class Articles {
       let i = 0;
       for (const n of chunkSizes(ids.length, BATCH)) {
         const part = ids.slice(i, (i += n));
-        const rows = await this.db.all<{ msgid: string; id: number; data: Buffer; header_len: number }>(
-          `SELECT h.msgid, h.article AS id, a.data, a.header_len FROM history h JOIN articles a ON a.id = h.article
-           WHERE h.msgid IN (${"?,".repeat(n - 1)}?) AND h.status = 1`,
-          part,
+        const rows = await this.#whole(
+          await this.db.all<{ msgid: string; id: number } & DataRow>(
+            `SELECT h.msgid, h.article AS id, ${DATA_COLS} FROM history h JOIN articles a ON a.id = h.article
+             WHERE h.msgid IN (${"?,".repeat(n - 1)}?) AND h.status = 1`,
+            part,
+          ),
         );
         for (const r of rows) out.set(r.msgid, { id: r.id, msgid: r.msgid, data: r.data, headerLen: r.header_len });
       }
@@ -88,16 +107,42 @@ export class Articles {
         let i = 0;
         for (const n of chunkSizes(numbers.length, BATCH)) {
           const part = numbers.slice(i, (i += n));
-          const rows = await this.db.all<{ number: number; id: number; msgid: string; data: Buffer; header_len: number }>(
-            `SELECT g.number, a.id, a.msgid, a.data, a.header_len FROM group_articles g JOIN articles a ON a.id = g.article
-             WHERE g.group_id = ? AND g.number IN (${"?,".repeat(n - 1)}?)`,
-            [g, ...part],
+          const rows = await this.#whole(
+            await this.db.all<{ number: number; id: number; msgid: string } & DataRow>(
+              `SELECT g.number, a.id, a.msgid, ${DATA_COLS} FROM group_articles g JOIN articles a ON a.id = g.article
+               WHERE g.group_id = ? AND g.number IN (${"?,".repeat(n - 1)}?)`,
+              [g, ...part],
+            ),
           );
           for (const r of rows) out.set(`${g}:${r.number}`, { number: r.number, id: r.id, msgid: r.msgid, data: r.data, headerLen: r.header_len });
         }
       }
       return out;
     });
+  }
+
+  /**
+   * The rows with each article's bytes whole: those of spooled articles are
+   * read from the spool, all at once. A row whose bytes are gone (its
+   * segment deleted by expiry after the row was read) is left out, as if
+   * the article had expired a moment sooner.
+   */
+  async #whole<R extends DataRow>(rows: R[]): Promise<R[]> {
+    if (!rows.some((r) => r.spool_seg !== null)) return rows;
+    const spool = this.spool;
+    if (!spool) throw new Error("a spooled article with no spool to read it from");
+    const read = await Promise.all(rows.map((r) => (r.spool_seg === null ? r.data : spool.read(r.spool_seg, r.spool_at ?? 0, r.bytes))));
+    const out: R[] = [];
+    rows.forEach((r, i) => {
+      const data = read[i];
+      if (data) out.push(data === r.data ? r : { ...r, data });
+    });
+    return out;
+  }
+
+  /** Whether any article's bytes are in the spool's segment `seg` (Spool.sweep). */
+  async segmentUsed(seg: number): Promise<boolean> {
+    return (await this.db.get("SELECT 1 FROM articles WHERE spool_seg = ? LIMIT 1", [seg])) !== undefined;
   }
 
   byMsgid(msgid: string): Promise<StoredArticle | undefined> {
@@ -173,7 +218,11 @@ export class Articles {
     );
   }
 
-  /** Stored articles of a range, for HDR and XPAT on fields not in the overview; paged like overview(). */
+  /**
+   * Stored articles of a range, for HDR and XPAT on fields not in the
+   * overview; paged like overview(). Only the header section is sure to be
+   * there: a spooled article's row holds no more (storage/spool.ts).
+   */
   async dataRange(groupId: number, low: number, high: number, limit = -1): Promise<{ number: number; data: Buffer; header_len: number }[]> {
     return this.db.all(
       `SELECT g.number, a.data, a.header_len FROM group_articles g JOIN articles a ON a.id = g.article

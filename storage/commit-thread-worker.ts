@@ -4,14 +4,16 @@ import { parentPort, workerData } from "node:worker_threads";
 import { Db } from "./sqlite.js";
 import { StepRunner, type WireStep } from "./stepwise.js";
 import { writerPragmas } from "./pragmas.js";
+import { SpoolWriter, type SpoolWrite } from "./spool.js";
 
-const { file, synchronous } = workerData as { file: string; synchronous: "full" | "normal" };
+const { file, synchronous, spoolDir } = workerData as { file: string; synchronous: "full" | "normal"; spoolDir: string };
 const port = parentPort!;
 
 const db = await Db.open(file);
 // This connection never checkpoints: a second one does, beside it (below).
 await db.exec(`${writerPragmas(synchronous)} PRAGMA wal_autocheckpoint = 0;`);
-const runner = new StepRunner(db);
+const spool = new SpoolWriter(spoolDir, synchronous);
+const runner = new StepRunner(db, spool);
 
 // The checkpoint (copying the WAL's pages into the database, and syncing it)
 // was a quarter of this thread's time at 10 KB an article, done inside a
@@ -43,7 +45,7 @@ let chain: Promise<void> = Promise.resolve();
 /** Set by a failed transaction: those sent after it were staged on top of it, and fail until the main thread says reset. */
 let failed: { message: string; code?: string } | undefined;
 
-port.on("message", (m: { seq: number; steps: WireStep[] } | { close: true } | { reset: true } | { quiet: number }) => {
+port.on("message", (m: { seq: number; steps: WireStep[]; spool?: SpoolWrite[] } | { close: true } | { reset: true } | { quiet: number }) => {
   chain = chain.then(async () => {
     if ("quiet" in m) {
       await copying;
@@ -58,6 +60,7 @@ port.on("message", (m: { seq: number; steps: WireStep[] } | { close: true } | { 
       await copying;
       await checkpointer.close().catch(() => {});
       await db.close().catch(() => {});
+      spool.close();
       port.postMessage({ closed: true });
       return;
     }
@@ -70,7 +73,7 @@ port.on("message", (m: { seq: number; steps: WireStep[] } | { close: true } | { 
         await copying;
         await checkpoint();
       }
-      const changes = await runner.run(m.steps);
+      const changes = await runner.run(m.steps, m.spool);
       void checkpoint();
       port.postMessage({ seq: m.seq, changes });
     } catch (err) {

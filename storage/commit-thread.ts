@@ -13,6 +13,7 @@
 // acknowledged is lost either.
 import { Worker } from "node:worker_threads";
 import type { TxRunner, WireStep } from "./stepwise.js";
+import type { SpoolWrite } from "./spool.js";
 
 interface Waiting {
   resolve: (changes: number[]) => void;
@@ -45,6 +46,7 @@ export class CommitThread implements TxRunner {
     worker: Worker,
     private readonly file: string,
     private readonly synchronous: "full" | "normal",
+    private readonly spoolDir: string,
   ) {
     this.#adopt(worker);
   }
@@ -85,7 +87,7 @@ export class CommitThread implements TxRunner {
     if (this.#closing) return;
     let worker: Worker;
     try {
-      worker = await CommitThread.#spawn(this.file, this.synchronous);
+      worker = await CommitThread.#spawn(this.file, this.synchronous, this.spoolDir);
     } catch (err) {
       this.#down = err as Error;
       if (!this.#closing) this.#restartLater(err as Error);
@@ -99,8 +101,8 @@ export class CommitThread implements TxRunner {
     this.#down = undefined;
   }
 
-  static #spawn(file: string, synchronous: "full" | "normal"): Promise<Worker> {
-    const worker = new Worker(new URL("./commit-thread-worker.js", import.meta.url), { workerData: { file, synchronous } });
+  static #spawn(file: string, synchronous: "full" | "normal", spoolDir: string): Promise<Worker> {
+    const worker = new Worker(new URL("./commit-thread-worker.js", import.meta.url), { workerData: { file, synchronous, spoolDir } });
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       const onExit = (code: number) => reject(new Error(`the commit thread exited (${code}) before it was ready`));
@@ -114,18 +116,20 @@ export class CommitThread implements TxRunner {
     });
   }
 
-  static async start(file: string, synchronous: "full" | "normal"): Promise<CommitThread> {
-    return new CommitThread(await CommitThread.#spawn(file, synchronous), file, synchronous);
+  /** `spoolDir`: where the thread writes the spool's bytes of each batch (storage/spool.ts). */
+  static async start(file: string, synchronous: "full" | "normal", spoolDir: string): Promise<CommitThread> {
+    return new CommitThread(await CommitThread.#spawn(file, synchronous, spoolDir), file, synchronous, spoolDir);
   }
 
-  run(steps: WireStep[]): Promise<number[]> {
+  run(steps: WireStep[], spool: SpoolWrite[] = []): Promise<number[]> {
     if (this.#down) return Promise.reject(this.#down);
     const seq = ++this.#seq;
     return new Promise((resolve, reject) => {
       this.#waiting.set(seq, { resolve, reject });
       // the batch's bytes, copied once already into one buffer (stepwise.ts, toWire), move rather than copy again
       const owned = steps.flatMap((s) => (s.kind === "run" && s.owned ? [s.owned] : []));
-      this.worker.postMessage({ seq, steps }, owned);
+      for (const w of spool) if (w.owned) owned.push(w.bytes.buffer as ArrayBuffer);
+      this.worker.postMessage({ seq, steps, spool }, owned);
     });
   }
 

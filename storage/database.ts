@@ -19,6 +19,7 @@ import { Backlog } from "./backlog.js";
 import { MailQueue } from "./mail-queue.js";
 import { CommitThread } from "./commit-thread.js";
 import { writerPragmas } from "./pragmas.js";
+import { SEGMENT_BYTES, SPOOL_MIN_BYTES, Spool, SpoolWriter } from "./spool.js";
 
 /** Reader connections in the pool: libuv's thread pool runs two statements at once (cli/tidings.ts). */
 const READERS = 2;
@@ -27,6 +28,10 @@ export interface StorageOptions extends WriterOptions {
   dataDir: string;
   /** PRAGMA synchronous: "full" syncs every commit to disk, "normal" survives a process crash but maybe not power loss. */
   synchronous: "full" | "normal";
+  /** Articles of at least this many bytes go to the spool (spool.ts; storage.spool_min_bytes). */
+  spoolMinBytes?: number;
+  /** A spool file is closed at this size (storage.spool_segment_bytes). */
+  spoolSegmentBytes?: number;
 }
 
 export class Storage {
@@ -44,6 +49,9 @@ export class Storage {
     readonly mail: MailQueue,
     /** Runs the group commit's batches on a connection of its own (commit-thread.ts). */
     readonly commitThread: CommitThread,
+    /** Large articles' bytes (spool.ts). */
+    readonly spool: Spool,
+    readonly spoolWriter: SpoolWriter,
   ) {}
 
   /**
@@ -85,12 +93,16 @@ export class Storage {
     await w.each<{ msgid: string }>("SELECT msgid FROM history", [], (row) => seen.add(row.msgid));
     const writer = new Writer(w, groups, opts, seen);
     await writer.init();
-    const thread = await CommitThread.start(file, opts.synchronous);
+    const spool = Spool.open(opts.dataDir, opts.spoolSegmentBytes ?? SEGMENT_BYTES);
+    const spoolWriter = new SpoolWriter(spool.dir, opts.synchronous);
+    writer.useSpool(spool, opts.spoolMinBytes ?? SPOOL_MIN_BYTES);
+    writer.engine.useSpool(spoolWriter);
+    const thread = await CommitThread.start(file, opts.synchronous, spool.dir);
     writer.engine.useThread(thread);
     const mail = new MailQueue(writer.engine, w, pool);
     await mail.init();
     writer.withEachArticle((a, _id, _data, tx) => a.mail && mail.stageNew(a.mail, tx));
-    return new Storage(w, r, pool, groups, new History(r, seen), new Articles(pool), writer, new Backlog(pool), mail, thread);
+    return new Storage(w, r, pool, groups, new History(r, seen), new Articles(pool, spool), writer, new Backlog(pool), mail, thread, spool, spoolWriter);
   }
 
   async close(): Promise<void> {
@@ -99,6 +111,8 @@ export class Storage {
     await this.readers.close();
     await this.readDb.close();
     await this.writeDb.close();
+    this.spoolWriter.close();
+    this.spool.close();
   }
 }
 

@@ -6,12 +6,15 @@
 // thing: committed, and synced when storage.synchronous = full.
 import type { Db } from "./sqlite.js";
 import { StepRunner, toWire, type TxRunner, type WireStep } from "./stepwise.js";
+import { coalesce, type SpoolWrite, type SpoolWriter } from "./spool.js";
 
 export class WriterBusy extends Error {}
 
 /** Rows and statements of one transaction, staged by the contributors. */
 export class Tx {
   readonly steps: Step[] = [];
+  /** Bytes for the spool (storage/spool.ts), written and synced before this transaction's COMMIT. */
+  readonly spooled: SpoolWrite[] = [];
   /** Items that make the transaction heavy (articles, messages): one or none may take the one-call path. */
   weight = 0;
   /** Articles among them: a transaction without any may take the one-call path with up to MAIL_LITERAL_MAX_WEIGHT messages. */
@@ -39,6 +42,11 @@ export class Tx {
   /** One statement; `changes`, when given, is told how many rows it changed (forces the stepwise path). */
   run(sql: string, params: unknown[], changes?: (n: number) => void): void {
     this.steps.push({ kind: "run", sql, params, changes });
+  }
+
+  /** Bytes the rows of this transaction point at in the spool: on disk before the COMMIT. */
+  spool(seg: number, at: number, bytes: Uint8Array): void {
+    this.spooled.push({ seg, at, bytes });
   }
 
   /** Called after COMMIT, in staging order, before any caller is resolved. */
@@ -129,6 +137,7 @@ export class GroupCommit {
   #idle: (() => void)[] = [];
   #runner: TxRunner;
   #threaded = false;
+  #spool: SpoolWriter | undefined;
   /** Batches sent and not yet settled, oldest first. */
   #inFlight: Promise<void>[] = [];
   /** A batch failed: batches staged on top of it fail too; staging waits for them, then starts again. */
@@ -139,6 +148,12 @@ export class GroupCommit {
 
   constructor(private readonly db: Db, private readonly opts: EngineOptions) {
     this.#runner = new StepRunner(db);
+  }
+
+  /** Writes the spool's bytes of transactions run on this thread (the idle path, and batches before useThread). */
+  useSpool(spool: SpoolWriter): void {
+    this.#spool = spool;
+    if (!this.#threaded) this.#runner = new StepRunner(this.db, spool);
   }
 
   /**
@@ -211,7 +226,7 @@ export class GroupCommit {
         // thread-pool thread, and done first it delayed the offer by up to 0.4 ms on this
         // VM (bench/RESULTS-2026-11-26d.md); the write waits one turn of the event loop.
         const offered = onMain && tx.steps.length > 0 && tx.sentAlone();
-        const write = () => (tx.steps.length === 0 ? nothing() : onMain ? this.#inOneCall(tx) : this.#stepwise(tx));
+        const write = () => (tx.steps.length === 0 && tx.spooled.length === 0 ? nothing() : onMain ? this.#inOneCall(tx) : this.#stepwise(tx));
         committing = (offered ? new Promise<void>((r) => setImmediate(r)).then(write) : write()).then(
           () => {
             tx.committed();
@@ -318,6 +333,10 @@ export class GroupCommit {
       else sql.push(`${fill(s.sql, s.params)};`);
     }
     sql.push("COMMIT;");
+    if (tx.spooled.length > 0) {
+      if (!this.#spool) throw new Error("spooled bytes with no spool to write them");
+      await this.#spool.write(coalesce(tx.spooled));
+    }
     try {
       await this.db.exec(sql.join("\n"));
     } catch (err) {
@@ -334,7 +353,7 @@ export class GroupCommit {
    */
   async #stepwise(tx: Tx): Promise<void> {
     const wire: WireStep[] = tx.steps.map((s) => (s.kind === "run" ? { kind: "run", sql: s.sql, params: s.params, counted: !!s.changes } : toWire(s)));
-    const changes = await this.#runner.run(wire);
+    const changes = await this.#runner.run(wire, coalesce(tx.spooled));
     let k = 0;
     for (const s of tx.steps) if (s.kind === "run" && s.changes) s.changes(changes[k++]);
   }

@@ -165,6 +165,15 @@ export const MIGRATIONS: string[] = [
     data BLOB NOT NULL
   );
   `,
+  // 10: large articles' bytes in spool files beside the database (storage/spool.ts):
+  // the row keeps the header section in data, and the segment and offset of
+  // the whole article (its length is bytes). Small articles keep NULL here and
+  // their bytes in data. The index finds whether a segment is still used.
+  `
+  ALTER TABLE articles ADD COLUMN spool_seg INTEGER;
+  ALTER TABLE articles ADD COLUMN spool_at INTEGER;
+  CREATE INDEX articles_spool ON articles(spool_seg) WHERE spool_seg IS NOT NULL;
+  `,
 ];
 
 export async function migrate(db: Db): Promise<number> {

@@ -3,6 +3,7 @@
 // and, when there is none, on the main thread's writer connection.
 import type { Db, Stmt } from "./sqlite.js";
 import { StmtCache, chunkSizes } from "./sqlite.js";
+import type { SpoolWrite, SpoolWriter } from "./spool.js";
 
 /** A step as it crosses to the commit thread: plain data, no callbacks. */
 export type WireStep =
@@ -17,14 +18,18 @@ export type WireStep =
 
 /** Runs transactions of steps; resolves with the changes of each counted step, in order. */
 export interface TxRunner {
-  run(steps: WireStep[]): Promise<number[]>;
+  /** `spool`: bytes the rows point at (storage/spool.ts), on disk before the COMMIT. */
+  run(steps: WireStep[], spool?: SpoolWrite[]): Promise<number[]>;
   /** After a failure, transactions sent before this call fail too; those sent after it run again. */
   reset?(): void;
 }
 
 export class StepRunner implements TxRunner {
   #stmts = new Map<string, StmtCache>();
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly spool?: SpoolWriter,
+  ) {}
 
   #cache(key: string, build: (n: number) => string): StmtCache {
     let c = this.#stmts.get(key);
@@ -32,7 +37,7 @@ export class StepRunner implements TxRunner {
     return c;
   }
 
-  async run(steps: WireStep[]): Promise<number[]> {
+  async run(steps: WireStep[], spool: SpoolWrite[] = []): Promise<number[]> {
     // every statement is prepared before the transaction is queued
     const plan: { st: Stmt; params: unknown[]; counted: boolean }[] = [];
     for (const s of steps.map(toWire)) {
@@ -52,15 +57,26 @@ export class StepRunner implements TxRunner {
     // once (node-sqlite3's serialized mode) was measured to let a reader see
     // half a transaction now and then: test/integration/storage-atomic.test.ts.
     const changes: number[] = [];
-    await this.db.exec("BEGIN IMMEDIATE");
+    if (spool.length > 0 && !this.spool) throw new Error("spooled bytes with no spool to write them");
+    // the spool is written (and synced) while the statements run; the COMMIT waits for it
+    const spooled = spool.length > 0 ? this.spool!.write(spool) : undefined;
+    spooled?.catch(() => {}); // awaited below; a failure before then must not go unhandled
+    try {
+      await this.db.exec("BEGIN IMMEDIATE");
+    } catch (err) {
+      await spooled?.catch(() => {});
+      throw err;
+    }
     try {
       for (const p of plan) {
         const n = await p.st.run(p.params);
         if (p.counted) changes.push(n);
       }
+      await spooled;
       await this.db.exec("COMMIT");
     } catch (err) {
       await this.db.exec("ROLLBACK").catch(() => {});
+      await spooled?.catch(() => {});
       throw err;
     }
     return changes;

@@ -8,6 +8,7 @@ import { GroupCommit, type Contributor, type EngineOptions, type Tx } from "./gr
 import type { Group, GroupTable } from "./groups.js";
 import type { SeenFilter } from "./seen-filter.js";
 import type { NewMail } from "./mail-queue.js";
+import type { Spool } from "./spool.js";
 
 export interface NewArticle {
   msgid: string;
@@ -73,6 +74,9 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
    */
   #staged = { batches: 0, nextId: 0, highs: new Map<Group, number>(), ids: new Set<string>() };
   #extra: ((a: NewArticle, id: number, data: Buffer, tx: Tx) => void)[] = [];
+  /** Where large articles' bytes go (storage/spool.ts); without one, every article is kept whole in its row. */
+  #spool: Spool | undefined;
+  #spoolMin = Infinity;
   /**
    * Told of an article written alone (the idle path) when its transaction is
    * staged, just before it is handed to SQLite (which waits for the next turn
@@ -102,6 +106,12 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
       "SELECT max(coalesce((SELECT max(id) FROM articles), 0), coalesce((SELECT value FROM meta WHERE key = 'last_article'), 0)) AS m",
     );
     this.#nextId = (row?.m ?? 0) + 1;
+  }
+
+  /** Articles of `minBytes` or more are written to `spool` from now on, their rows pointing at them. */
+  useSpool(spool: Spool, minBytes: number): void {
+    this.#spool = spool;
+    this.#spoolMin = minBytes;
   }
 
   /** Rows another part stages with each stored article, in its transaction (news to mail). */
@@ -197,6 +207,7 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     const purges: number[] = []; // result indexes of purge requests
     const highs = new Map<Group, number>(); // tentative, applied after COMMIT
     const stored: [NewArticle, number, Buffer][] = [];
+    const spooled: number[] = []; // the segment of each place taken in the spool
     const staged = this.#staged;
     const firstId = staged.batches > 0 ? staged.nextId : this.#nextId;
     let nextId = firstId;
@@ -247,9 +258,19 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
       bytes[headLen + 1] = 0x0a;
       item.body.copy(bytes, headLen + 2);
       history.push([item.msgid, 1, item.arrived, id]);
+      // a large article's row keeps its header section (and the empty line); the whole article goes to the spool
+      let row: Buffer = bytes;
+      let place: { seg: number; at: number } | undefined;
+      if (this.#spool && bytes.length >= this.#spoolMin) {
+        place = this.#spool.place(bytes.length);
+        spooled.push(place.seg);
+        tx.spool(place.seg, place.at, bytes);
+        row = bytes.subarray(0, headLen + 2);
+      }
       articles.push([
         id, item.msgid, item.arrived, item.subject, item.author, item.date, item.refs,
-        bytes.length, item.lines, filed.length > 0 ? xref : "", headLen, item.source, bytes, filed.length === 0 ? 1 : 0,
+        bytes.length, item.lines, filed.length > 0 ? xref : "", headLen, item.source, row, filed.length === 0 ? 1 : 0,
+        place?.seg ?? null, place?.at ?? null,
       ]);
       for (const peer of item.peers) backlog.push([peer, id, bytes.length, item.arrived]);
       results.push({ kind: "stored", id, xref, numbers: filed, data: bytes });
@@ -259,7 +280,7 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     tx.weight += articles.length;
     tx.articles += articles.length;
     tx.insert(SQL.history, 4, history);
-    tx.insert(SQL.articles, 14, articles);
+    tx.insert(SQL.articles, 16, articles);
     tx.insert(SQL.numbers, 3, numbers);
     tx.insert(SQL.backlog, 4, backlog);
     for (const d of done) tx.inList(SQL.backlogDone, [d.peer], d.articles);
@@ -281,6 +302,12 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     staged.nextId = nextId;
     for (const [g, high] of highs) staged.highs.set(g, high);
     for (const h of history) staged.ids.add(h[0] as string);
+    const spool = this.#spool;
+    if (spool && spooled.length > 0) {
+      const settle = () => spooled.forEach((seg) => spool.settle(seg));
+      tx.onFail(settle);
+      tx.afterCommit(settle);
+    }
     tx.onFail(() => {
       // ids handed out are never handed out again: a batch written alone may have been offered to peers already
       this.#nextId = Math.max(this.#nextId, nextId);
@@ -306,7 +333,7 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
 const SQL = {
   history: "INSERT OR IGNORE INTO history (msgid, status, at, article) VALUES",
   articles:
-    "INSERT INTO articles (id, msgid, arrived, subject, author, date, refs, bytes, lines, xref, header_len, source, data, transit_only) VALUES",
+    "INSERT INTO articles (id, msgid, arrived, subject, author, date, refs, bytes, lines, xref, header_len, source, data, transit_only, spool_seg, spool_at) VALUES",
   numbers: "INSERT INTO group_articles (group_id, number, article) VALUES",
   backlog: "INSERT OR IGNORE INTO backlog (peer, article, bytes, arrived) VALUES",
   backlogDone: "DELETE FROM backlog WHERE peer = ? AND article IN",

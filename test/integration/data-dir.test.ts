@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import sqlite3 from "sqlite3";
 import { CLI, startNode, tempDir, tryServe } from "../helpers/node.js";
@@ -289,13 +289,15 @@ test("with the disk full, deferred articles are logged once with a count, not on
   }
 });
 
-test("the disk filling up during a flood: every article answered 239 is stored, every one deferred is not, and the numbers have no holes", { timeout: 180_000 }, async (t) => {
+// 3,000-byte bodies are kept in the database; 6,000-byte ones go to the spool (storage.spool_min_bytes), whose write fails first
+for (const [bodyBytes, where] of [[3000, "in the database"], [6000, "in the spool"]] as const) {
+test(`the disk filling up during a flood (${bodyBytes}-byte bodies, ${where}): every article answered 239 is stored, every one deferred is not, and the numbers have no holes`, { timeout: 180_000 }, async (t) => {
   const mnt = smallDisk(t, "tidings-filling-", "16m");
   if (!mnt) return;
   let node;
   try {
     node = await startNode({ dataDir: join(mnt, "data") });
-    // leave about 3 MB: room for the first part of the flood only
+    // leave room for about 1,000 articles: the first part of the flood only
     const filler = join(mnt, "filler");
     const fd = openSync(filler, "w");
     try {
@@ -304,7 +306,7 @@ test("the disk filling up during a flood: every article answered 239 is stored, 
       assert.equal((err as NodeJS.ErrnoException).code, "ENOSPC");
     }
     closeSync(fd);
-    spawnSync("truncate", ["-s", `-${3 * 1024 * 1024}`, filler]);
+    spawnSync("truncate", ["-s", `-${bodyBytes * 1024}`, filler]);
 
     // several connections, so that batches are staged on batches still being written (storage/group-commit.ts)
     const n = 1500;
@@ -316,7 +318,7 @@ test("the disk filling up during a flood: every article answered 239 is stored, 
         const mine: string[] = [];
         const parts: Buffer[] = [];
         for (let i = 0; i < n; i++) {
-          const a = makeArticle({ subject: `filling ${c}.${i}`, body: "y".repeat(3000) + "\r\n" });
+          const a = makeArticle({ subject: `filling ${c}.${i}`, body: "y".repeat(bodyBytes) + "\r\n" });
           mine.push(a.msgid);
           parts.push(Buffer.from(`TAKETHIS ${a.msgid}\r\n`), stuff(a.text));
         }
@@ -354,9 +356,23 @@ test("the disk filling up during a flood: every article answered 239 is stored, 
     reader.close();
     const msgid = await post(node.port, "after the disk had room again");
     assert.match(await stat(node.port, msgid), /^223 /);
+    if (bodyBytes === 6000) {
+      // each article taken reads back whole from its spool file
+      const { client: again } = await RawClient.connect(node.port);
+      for (let c = 0; c < 3; c++) {
+        for (let i = 0; i < n; i++) {
+          if (!replies[c][i].startsWith("239 ")) continue;
+          assert.match(await again.cmd(`BODY ${ids[c][i]}`), /^222 /);
+          assert.equal((await again.rawBlock()).toString("latin1"), "y".repeat(bodyBytes) + "\r\n", `${ids[c][i]} reads back whole`);
+        }
+      }
+      again.close();
+      assert.ok(readdirSync(join(mnt, "data", "spool")).length > 0, "the articles went to the spool");
+    }
   } finally {
     await node?.kill();
     spawnSync("umount", [mnt]);
     rmSync(mnt, { recursive: true, force: true });
   }
 });
+}

@@ -71,7 +71,7 @@
 // "line" written "times" times, destroyed after "ms".
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -394,20 +394,32 @@ async function sweepNntp(env: FuzzEnv): Promise<string[]> {
   return problems;
 }
 
-/** Every row of the articles table, read-only from the SQLite file. */
+/** Every row of the articles table, read-only from the SQLite file, with the bytes of spooled articles read from their segment. */
 async function sweepDb(env: FuzzEnv): Promise<string[]> {
   const file = join(env.dataDir, "tidings.sqlite");
-  const rows = await new Promise<{ id: number; msgid: string; header_len: number; data: Buffer }[]>((resolve, reject) => {
+  type Row = { id: number; msgid: string; header_len: number; data: Buffer; bytes: number; spool_seg: number | null; spool_at: number | null };
+  const rows = await new Promise<Row[]>((resolve, reject) => {
     const db = new sqlite3.Database(file, sqlite3.OPEN_READONLY, (err) => {
       if (err) return reject(err);
-      db.all("SELECT id, msgid, header_len, data FROM articles ORDER BY id", (e, r) => {
+      db.all("SELECT id, msgid, header_len, data, bytes, spool_seg, spool_at FROM articles ORDER BY id", (e, r) => {
         db.close();
         if (e) reject(e);
-        else resolve(r as { id: number; msgid: string; header_len: number; data: Buffer }[]);
+        else resolve(r as Row[]);
       });
     });
   });
   const problems: string[] = [];
+  for (const r of rows) {
+    if (r.spool_seg === null) continue;
+    // the row holds the header section and the empty line; the spool the whole article (storage/spool.ts)
+    const whole = Buffer.alloc(r.bytes);
+    const fd = openSync(join(env.dataDir, "spool", `${String(r.spool_seg).padStart(8, "0")}.spool`), "r");
+    const got = readSync(fd, whole, 0, r.bytes, r.spool_at);
+    closeSync(fd);
+    if (got !== r.bytes) problems.push(`database row ${r.id} ${r.msgid}: ${got} of its ${r.bytes} bytes in the spool`);
+    if (!whole.subarray(0, r.data.length).equals(r.data)) problems.push(`database row ${r.id} ${r.msgid}: the row's header is not the spooled article's`);
+    r.data = whole;
+  }
   const byId = new Map(rows.map((r) => [r.msgid, r]));
   for (const r of rows) problems.push(...wellFormed(r.data, r.header_len, r.msgid).map((p) => `database row ${r.id} ${r.msgid}: ${p}`));
   for (const [id, a] of env.accepted) {

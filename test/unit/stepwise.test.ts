@@ -100,7 +100,7 @@ test("a batch's bytes move to the commit thread rather than being copied again, 
   const setup = await Db.open(file);
   await setup.exec("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER, b BLOB)");
   await setup.close();
-  const thread = await CommitThread.start(file, "normal");
+  const thread = await CommitThread.start(file, "normal", dir);
   try {
     const big = toWire({ kind: "insert", head: "INSERT INTO t (n, b) VALUES", cols: 2, rows: [[1, Buffer.alloc(20_000, 7)], [2, Buffer.alloc(30_000, 9)]], tail: "" });
     assert.ok(big.kind === "run" && big.owned, "a buffer of its own is marked to move");

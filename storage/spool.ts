@@ -98,13 +98,6 @@ export class SpoolWriter {
     // not O_APPEND: Linux's pwrite appends there whatever the offset, and a failed batch leaves a gap
     fd = openSync(segmentFile(this.dir, seg), constants.O_RDWR | constants.O_CREAT, 0o644);
     syncDir(this.dir); // the file's name in the folder must be as durable as the bytes in it
-    // one segment is written at a time; one before it is done with
-    for (const [old, f] of this.#fds) {
-      if (old < seg) {
-        close(f, () => {});
-        this.#fds.delete(old);
-      }
-    }
     this.#fds.set(seg, fd);
     return fd;
   }
@@ -121,6 +114,14 @@ export class SpoolWriter {
     );
     if (this.synchronous === "full") {
       await Promise.all([...fds].map((fd) => new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())))));
+    }
+    // places are taken in order: a segment before the newest written here is written no more
+    const newest = Math.max(...writes.map((w) => w.seg));
+    for (const [seg, fd] of this.#fds) {
+      if (seg < newest) {
+        this.#fds.delete(seg);
+        close(fd, () => {});
+      }
     }
   }
 

@@ -184,9 +184,10 @@ export class Metrics {
     counter("tidings_mail_total", "Mail queue events: recipients queued, sent, bounced (failed), retried, not relayed again (looped)", ["outcome"], (c, s) => {
       for (const k of ["queued", "sent", "failed", "retried", "looped"] as const) c.inc({ outcome: k }, s.mail.counts[k]);
     });
-    gauge("tidings_database_bytes", "Size of the SQLite database, by file (main, wal)", ["file"], (g, s) => {
+    gauge("tidings_database_bytes", "Size of the SQLite database, by file (main, wal), and of the spool's files together (spool)", ["file"], (g, s) => {
       g.set({ file: "main" }, s.database.bytes);
       g.set({ file: "wal" }, s.database.walBytes);
+      g.set({ file: "spool" }, s.database.spoolBytes ?? 0);
     });
   }
 

@@ -1,8 +1,9 @@
 // The node's figures (peers, who is connected, what came in, queues, the
 // database): written to data_dir/status.json for `tidings status`, read by
 // /metrics (relay/metrics.ts), and per-peer figures logged when they change.
-import { writeFile, rename, stat } from "node:fs/promises";
+import { readdir, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { spoolDir } from "../storage/spool.js";
 import type { Node } from "./node.js";
 import { emptyFeedStats, type FeedStats } from "./feeds/peer-feed.js";
 import type { BacklogStats } from "../storage/backlog.js";
@@ -56,8 +57,8 @@ export interface NodeStatus {
   clients: ClientStatus[];
   /** Articles that came in, by origin, peer, outcome and reason (relay/metrics.ts). */
   incoming: IncomingRow[];
-  /** The SQLite database and its write-ahead log, in bytes. */
-  database: { file: string; bytes: number; walBytes: number };
+  /** The SQLite database and its write-ahead log, in bytes; the spool's files (storage/spool.ts), how many and their bytes. */
+  database: { file: string; bytes: number; walBytes: number; spoolFiles: number; spoolBytes: number };
   /** The group commit: items waiting, transactions and items written since start. */
   writer: { queued: number; batches: number; items: number };
   /** The last configuration reload (SIGHUP, `tidings reload`), if any. */
@@ -182,7 +183,10 @@ function connections(n: Node): Pick<NodeStatus, "clients" | "nntpTotals" | "limi
 async function databaseSize(dataDir: string): Promise<NodeStatus["database"]> {
   const file = join(dataDir, "tidings.sqlite");
   const size = (f: string) => stat(f).then((st) => st.size, () => 0);
-  return { file, bytes: await size(file), walBytes: await size(file + "-wal") };
+  const dir = spoolDir(dataDir);
+  const names = await readdir(dir).then((all) => all.filter((f) => f.endsWith(".spool")), () => [] as string[]);
+  const spoolBytes = (await Promise.all(names.map((f) => size(join(dir, f))))).reduce((a, b) => a + b, 0);
+  return { file, bytes: await size(file), walBytes: await size(file + "-wal"), spoolFiles: names.length, spoolBytes };
 }
 
 /** Open connections listed one a line in the text; `tidings status --json` has them all. */
@@ -267,7 +271,10 @@ function formatIncoming(s: NodeStatus, age: (t: number | null) => string): strin
       lines.push(`  from ${key}: ${outcomes}${reasons ? ` (why: ${reasons})` : ""}`);
     }
   }
-  if (s.database) lines.push(`database ${s.database.file}: ${bytes(s.database.bytes)}, write-ahead log ${bytes(s.database.walBytes)}`);
+  if (s.database) {
+    const spool = s.database.spoolFiles ? `; spool ${bytes(s.database.spoolBytes ?? 0)} in ${s.database.spoolFiles} file${s.database.spoolFiles === 1 ? "" : "s"}` : "";
+    lines.push(`database ${s.database.file}: ${bytes(s.database.bytes)}, write-ahead log ${bytes(s.database.walBytes)}${spool}`);
+  }
   if (!s.clients || !s.nntpTotals) return lines;
   const peers = s.clients.filter((c) => c.peer).length;
   const t = s.nntpTotals;

@@ -131,12 +131,17 @@ export class Articles {
     if (!rows.some((r) => r.spool_seg !== null)) return rows;
     const spool = this.spool;
     if (!spool) throw new Error("a spooled article with no spool to read it from");
-    const read = await Promise.all(rows.map((r) => (r.spool_seg === null ? r.data : spool.read(r.spool_seg, r.spool_at ?? 0, r.bytes))));
+    const spooled = rows.filter((r) => r.spool_seg !== null);
+    const read = await spool.readMany(spooled.map((r) => ({ seg: r.spool_seg!, at: r.spool_at ?? 0, len: r.bytes })));
+    const bytes = new Map(spooled.map((r, i) => [r, read[i]]));
     const out: R[] = [];
-    rows.forEach((r, i) => {
-      const data = read[i];
-      if (data) out.push(data === r.data ? r : { ...r, data });
-    });
+    for (const r of rows) {
+      if (r.spool_seg === null) out.push(r);
+      else {
+        const data = bytes.get(r);
+        if (data) out.push({ ...r, data });
+      }
+    }
     return out;
   }
 

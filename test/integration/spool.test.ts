@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { Storage } from "../../storage/database.js";
 import { Spool, SpoolWriter } from "../../storage/spool.js";
 import type { NewArticle } from "../../storage/writer.js";
@@ -285,7 +285,9 @@ test("expiry deletes a spool file once none of its articles is left; the data fo
     const { client } = await RawClient.connect(node.port);
     for (const msgid of last) assert.match(await client.cmd(`STAT ${msgid}`), /^223 /, `${msgid}, of the last round, is kept`);
     client.close();
-    assert.ok(existsSync(join(node.dataDir, "spool")));
+    // the operator sees the spool in tidings status, as the files are
+    const files = segments(node.dataDir).length;
+    await until(async () => new RegExp(`; spool \\S+ \\S+ in ${files} files?$`, "m").test(tidings("status", "--data", node.dataDir).out), 10_000, "the spool in tidings status");
   } finally {
     await node.stop();
   }

@@ -49,12 +49,16 @@ const OVER_COLS = "a.id, a.msgid, a.subject, a.author, a.date, a.refs, a.bytes, 
 interface DataRow {
   data: Buffer;
   header_len: number;
-  bytes: number;
-  spool_seg: number | null;
-  spool_at: number | null;
+  /** NULL for an article in its row; else "segment offset length". */
+  spool: string | null;
 }
 
-const DATA_COLS = "a.data, a.header_len, a.bytes, a.spool_seg, a.spool_at";
+/**
+ * The place in the spool as one column, NULL for the common article kept in
+ * its row: node-sqlite3 makes every column of every row a property, and three
+ * more columns cost ARTICLE of 1 KB articles 6% (bench/RESULTS-2026-11-26f.md).
+ */
+const DATA_COLS = "a.data, a.header_len, CASE WHEN a.spool_seg IS NULL THEN NULL ELSE a.spool_seg || ' ' || a.spool_at || ' ' || a.bytes END AS spool";
 
 /** Rows asked for in one statement at most; statement texts exist for powers of two up to it. */
 const BATCH = 32;
@@ -128,15 +132,20 @@ export class Articles {
    * the article had expired a moment sooner.
    */
   async #whole<R extends DataRow>(rows: R[]): Promise<R[]> {
-    if (!rows.some((r) => r.spool_seg !== null)) return rows;
+    if (!rows.some((r) => r.spool !== null)) return rows;
     const spool = this.spool;
     if (!spool) throw new Error("a spooled article with no spool to read it from");
-    const spooled = rows.filter((r) => r.spool_seg !== null);
-    const read = await spool.readMany(spooled.map((r) => ({ seg: r.spool_seg!, at: r.spool_at ?? 0, len: r.bytes })));
+    const spooled = rows.filter((r) => r.spool !== null);
+    const read = await spool.readMany(
+      spooled.map((r) => {
+        const [seg, at, len] = r.spool!.split(" ").map(Number);
+        return { seg, at, len };
+      }),
+    );
     const bytes = new Map(spooled.map((r, i) => [r, read[i]]));
     const out: R[] = [];
     for (const r of rows) {
-      if (r.spool_seg === null) out.push(r);
+      if (r.spool === null) out.push(r);
       else {
         const data = bytes.get(r);
         if (data) out.push({ ...r, data });

@@ -1,7 +1,8 @@
 // Large articles live in append-only spool files beside the database
 // (storage/spool.ts): written once, synced before the COMMIT that points at
 // them, read back byte for byte by every path that reads articles, and their
-// files deleted by expiry once no article in them is left.
+// files deleted by expiry once no article in them is left. SIGKILL during a
+// flood of spooled articles: test/integration/crash.test.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -175,53 +176,6 @@ test("node: a spooled article reads back byte for byte by ARTICLE, HEAD, BODY, X
   } finally {
     await again?.stop();
     await node.stop();
-  }
-});
-
-test("SIGKILL during a streaming feed of 10 KB articles: every one acknowledged is there whole, none twice", { timeout: 120_000 }, async () => {
-  const { feed, makeArticle: benchArticle } = await import("../../bench/feeder.js");
-  const dir = tempDir();
-  try {
-    for (let round = 0; round < 2; round++) {
-      const node = await startNode({ dataDir: dir });
-      const tag = `spool${round}x${Date.now().toString(36)}`;
-      let acks = 0;
-      const killAt = 1200 + round * 900;
-      const acked: string[] = [];
-      await new Promise<void>((resolve) => {
-        const feeding = feed({
-          host: "127.0.0.1", port: node.port, count: 100_000, bodyBytes: 10_240, connections: 3, window: 300,
-          group: "local.test", tag, tolerateClose: true,
-          onAck: () => {
-            if (++acks === killAt) void node.kill().then(resolve);
-          },
-        });
-        void feeding.then((r) => acked.push(...r.acked));
-      });
-      await new Promise((r) => setTimeout(r, 300)); // let the feeders see the close
-      assert.ok(acked.length >= killAt, `feeders saw ${acked.length} acks`);
-
-      const up = await startNode({ dataDir: dir });
-      const { client } = await RawClient.connect(up.port);
-      for (const msgid of acked) {
-        const i = Number(/\.(\d+)@/.exec(msgid)![1]);
-        const want = benchArticle(tag, i, 10_240, "local.test").wire.toString("latin1");
-        assert.match(await client.cmd(`BODY ${msgid}`), /^222 /, `acknowledged ${msgid} missing after SIGKILL`);
-        const body = (await client.rawBlock()).toString("latin1");
-        assert.ok(want.endsWith("\r\n\r\n" + body + ".\r\n"), `body of ${msgid} damaged`);
-      }
-      const g = await client.cmd("GROUP local.test");
-      const [, count, low, high] = g.split(" ").map(Number);
-      assert.match(await client.cmd(`XHDR Message-ID ${low}-${high}`), /^221/);
-      const ids = (await client.lines()).map((l) => l.split(" ")[1]);
-      assert.equal(ids.length, count);
-      assert.equal(new Set(ids).size, ids.length, "an article is filed twice");
-      client.close();
-      await up.stop({ keepData: true });
-    }
-    assert.ok(segments(dir).length >= 2, "each run wrote its own segment");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -166,7 +166,18 @@ export class NntpServer {
         const s = conn.socket;
         if (ended || s.destroyed) return;
         s.cork();
-        for (const p of parts) s.write(p);
+        // consecutive reply lines go as one string: a chunk each made the corked writev
+        // convert and pass every 239 of a TAKETHIS stream on its own
+        let text = "";
+        for (const p of parts) {
+          if (typeof p === "string") text += p;
+          else {
+            if (text) s.write(text);
+            text = "";
+            s.write(p);
+          }
+        }
+        if (text) s.write(text);
         process.nextTick(() => s.uncork());
       },
       queued: () => conn.socket.writableLength,

@@ -226,7 +226,7 @@ export class GroupCommit {
         // thread-pool thread, and done first it delayed the offer by up to 0.4 ms on this
         // VM (bench/RESULTS-2026-11-26d.md); the write waits one turn of the event loop.
         const offered = onMain && tx.steps.length > 0 && tx.sentAlone();
-        const write = () => (tx.steps.length === 0 && tx.spooled.length === 0 ? nothing() : onMain ? this.#inOneCall(tx) : this.#stepwise(tx));
+        const write = () => (tx.steps.length === 0 ? nothing() : onMain ? this.#inOneCall(tx) : this.#stepwise(tx));
         committing = (offered ? new Promise<void>((r) => setImmediate(r)).then(write) : write()).then(
           () => {
             tx.committed();

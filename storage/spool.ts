@@ -186,11 +186,6 @@ export class Spool {
     return new Spool(dir, (on.at(-1) ?? 0) + 1, segmentBytes);
   }
 
-  /** The segment being written now: segments before it are written no more. */
-  get current(): number {
-    return this.#seg;
-  }
-
   /** Takes the place for `len` bytes: the end of the current segment, or a new one once it is full. */
   place(len: number): { seg: number; at: number } {
     if (this.#at > 0 && this.#at + len > this.segmentBytes) {
@@ -326,8 +321,9 @@ export class Spool {
    */
   async sweep(used: (seg: number) => Promise<boolean>): Promise<number> {
     let n = 0;
+    const written = Math.min(this.#seg, ...this.#pending.keys()); // this segment and those after it may still be pointed into
     for (const seg of segmentsOnDisk(this.dir)) {
-      if (seg >= Math.min(this.#seg, ...this.#pending.keys())) break;
+      if (seg >= written) break;
       if (await used(seg)) continue;
       const h = this.#readFds.get(seg);
       if (h !== undefined) {

@@ -58,15 +58,10 @@ export class StepRunner implements TxRunner {
     // half a transaction now and then: test/integration/storage-atomic.test.ts.
     const changes: number[] = [];
     if (spool.length > 0 && !this.spool) throw new Error("spooled bytes with no spool to write them");
+    await this.db.exec("BEGIN IMMEDIATE");
     // the spool is written (and synced) while the statements run; the COMMIT waits for it
     const spooled = spool.length > 0 ? this.spool!.write(spool) : undefined;
-    spooled?.catch(() => {}); // awaited below; a failure before then must not go unhandled
-    try {
-      await this.db.exec("BEGIN IMMEDIATE");
-    } catch (err) {
-      await spooled?.catch(() => {});
-      throw err;
-    }
+    spooled?.catch(() => {}); // awaited below; a failure meanwhile must not go unhandled
     try {
       for (const p of plan) {
         const n = await p.st.run(p.params);

@@ -10,14 +10,23 @@ import { startNode } from "../test/helpers/node.js";
 import { makeArticle } from "./feeder.js";
 import { NntpClient } from "../protocol/nntp/client.js";
 import { Receiver } from "./receiver.js";
+import { feed } from "./feeder.js";
 
 const gap = Number(process.argv[2] ?? 20);
 const sync = process.argv[3] ?? "full";
+/** Articles flooded through the node (and on to the receiver) before timing, so that its code is compiled as a running node's is. */
+const warmFlood = Number(process.argv[4] ?? 0);
 const rx = await Receiver.start();
 const node = await startNode({
   config: `[storage]\nsynchronous = "${sync}"\n[[peer]]\nname = "rx"\nhost = "127.0.0.1"\nport = ${rx.port}\ngroups = "*"\nwindow = 300\n`,
+  // IDLE_HOP_PROFILE=DIR: a CPU profile of the node, sampled every 50 µs
+  nodeArgs: process.env.IDLE_HOP_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.IDLE_HOP_PROFILE}`, "--cpu-prof-interval=50"] : [],
 });
 try {
+  if (warmFlood > 0) {
+    await feed({ host: "127.0.0.1", port: node.port, count: warmFlood, bodyBytes: 1024, connections: 1, window: 300, group: "local.test", tag: `wf${Date.now().toString(36)}` });
+    await rx.waitForCount(warmFlood);
+  }
   const { client } = await NntpClient.open("127.0.0.1", node.port);
   await client.command("MODE STREAM");
   const tag = `idle${Date.now().toString(36)}`;

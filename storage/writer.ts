@@ -77,6 +77,10 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
   /** Where large articles' bytes go (storage/spool.ts); without one, every article is kept whole in its row. */
   #spool: Spool | undefined;
   #spoolMin = Infinity;
+  /** Answered backlog rows per peer, deleted with the next batch (`backlogDoneLater`). */
+  #doneLater = new Map<number, number[]>();
+  #doneLaterCount = 0;
+  #doneLaterTimer: NodeJS.Timeout | undefined;
   /**
    * Told of an article written alone (the idle path) when its transaction is
    * staged, just before it is handed to SQLite (which waits for the next turn
@@ -153,11 +157,50 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     return this.engine.submit(this, { done: { peer, articles } }, 0, true);
   }
 
+  /**
+   * An answered backlog row, deleted with the next batch staged, whatever it
+   * holds, rather than in a transaction (and a sync) of its own: on an idle
+   * link that transaction was still syncing when the next article came, and
+   * the article waited for it (issue 12, the idle hop). Rows that wait
+   * `DONE_LINGER_MS` with no batch to go with, or 500 of them, are written
+   * in a batch of their own. Rows of a batch that failed wait again. A row
+   * not yet deleted when the process dies is offered again after the restart
+   * and answered as a duplicate.
+   */
+  backlogDoneLater(peer: number, article: number): void {
+    let ids = this.#doneLater.get(peer);
+    if (!ids) this.#doneLater.set(peer, (ids = []));
+    ids.push(article);
+    if (++this.#doneLaterCount >= DONE_LATER_MAX) void this.flushDoneLater();
+    else this.#doneLaterTimer ??= setTimeout(() => void this.flushDoneLater(), DONE_LINGER_MS).unref();
+  }
+
+  /** Writes the answered rows waiting (`backlogDoneLater`) now; resolves once they are deleted, or have failed and wait again. */
+  async flushDoneLater(): Promise<void> {
+    const waiting = this.#takeDoneLater();
+    await Promise.allSettled(waiting.map((d) => this.backlogDone(d.peer, d.articles)));
+  }
+
+  #takeDoneLater(): BacklogDone[] {
+    clearTimeout(this.#doneLaterTimer);
+    this.#doneLaterTimer = undefined;
+    const out = [...this.#doneLater].map(([peer, articles]) => ({ peer, articles }));
+    this.#doneLater.clear();
+    this.#doneLaterCount = 0;
+    return out;
+  }
+
+  /** Rows a failed batch was to delete wait again. */
+  #doneAgain(done: BacklogDone[]): void {
+    for (const d of done) for (const a of d.articles) this.backlogDoneLater(d.peer, a);
+  }
+
   drain(): Promise<void> {
     return this.engine.drain();
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.flushDoneLater();
     return this.engine.close();
   }
 
@@ -213,6 +256,8 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     let nextId = firstId;
     /** Each group's newest number before this batch: committed, or staged by a batch still in flight. */
     const base = (g: Group) => (staged.batches > 0 ? staged.highs.get(g) : undefined) ?? g.high;
+    // rows a feed has had answered ride along (backlogDoneLater)
+    if (this.#doneLaterCount > 0) done.push(...this.#takeDoneLater());
 
     for (const item of items) {
       if ("purge" in item) {
@@ -308,6 +353,7 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
       tx.onFail(settle);
       tx.afterCommit(settle);
     }
+    if (done.length > 0) tx.onFail(() => this.#doneAgain(done));
     tx.onFail(() => {
       // ids handed out are never handed out again: a batch written alone may have been offered to peers already
       this.#nextId = Math.max(this.#nextId, nextId);
@@ -329,6 +375,15 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     return results;
   }
 }
+
+/**
+ * How long answered backlog rows may wait for a batch to go with before they
+ * are written in one of their own, and how many may wait. A longer wait
+ * makes that lone transaction, which an article arriving meanwhile must wait
+ * out, rarer on a quiet link; the rows cost nothing while they wait.
+ */
+const DONE_LINGER_MS = 1000;
+const DONE_LATER_MAX = 500;
 
 const SQL = {
   history: "INSERT OR IGNORE INTO history (msgid, status, at, article) VALUES",

@@ -163,8 +163,6 @@ export class PeerFeed {
 class BacklogSource implements WorkSource<BacklogRow, Outcome> {
   readonly counts = { accepted: 0, refused: 0, rejected: 0, lastRefusal: null as FeedStats["lastRefusal"], refusals: {} as Record<string, number> };
   #cursor = 0;
-  #done: number[] = [];
-  #doneTimer: NodeJS.Timeout | null = null;
   #refusals: RefusalLog;
 
   constructor(
@@ -235,27 +233,13 @@ class BacklogSource implements WorkSource<BacklogRow, Outcome> {
     kinds[kind] = (kinds[kind] ?? 0) + 1;
   }
 
+  /** The row goes with the next batch the writer stages (storage/writer.ts backlogDoneLater). */
   #markDone(article: number): void {
-    this.#done.push(article);
-    if (this.#done.length >= 500) void this.#flushDone();
-    else if (!this.#doneTimer) this.#doneTimer = setTimeout(() => void this.#flushDone(), 20);
-  }
-
-  async #flushDone(): Promise<void> {
-    if (this.#doneTimer) clearTimeout(this.#doneTimer);
-    this.#doneTimer = null;
-    const ids = this.#done.splice(0);
-    if (ids.length === 0) return;
-    try {
-      await this.storage.writer.backlogDone(this.peer.id, ids);
-    } catch (err) {
-      // the rows stay; the peer will answer 438 when they are offered again
-      this.log.warn({ err: String(err) }, "could not delete backlog rows");
-    }
+    this.storage.writer.backlogDoneLater(this.peer.id, article);
   }
 
   async stop(): Promise<void> {
-    await this.#flushDone();
+    await this.storage.writer.flushDoneLater();
     this.#refusals.stop();
   }
 }

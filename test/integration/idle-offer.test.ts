@@ -117,3 +117,46 @@ test("node: an idle feed passes an article on while its COMMIT waits, and the 23
     await rx.close();
   }
 });
+
+test("node: an answered article's backlog row goes with the next article's transaction, not in a transaction of its own, and the last goes within seconds", { timeout: 60_000 }, async () => {
+  const rx = await Receiver.start();
+  const node = await startNode({ config: `[[peer]]\nname = "rx"\nhost = "127.0.0.1"\nport = ${rx.port}\ngroups = "*"\n` });
+  const db = await Db.open(join(node.dataDir, "tidings.sqlite"));
+  const { client } = await NntpClient.open("127.0.0.1", node.port);
+  const commits = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+    return Number(/^tidings_writer_commits_total (\d+)$/m.exec(text)?.[1]);
+  };
+  const rows = async () => (await db.all<{ n: number }>("SELECT count(*) AS n FROM backlog"))[0].n;
+  try {
+    assert.match(await client.command("MODE STREAM"), /^203/);
+    const send = async () => {
+      const a = makeArticle({ groups: "local.test" });
+      client.write([`TAKETHIS ${a.msgid}\r\n`, stuff(a.text)]);
+      assert.match(await client.line(), /^239/);
+      await rx.waitFor(a.msgid, 10_000);
+    };
+    await send(); // the feed connects
+    await new Promise((res) => setTimeout(res, 1500));
+    const before = await commits();
+    // one article at a time, each answered by the peer before the next comes: a quiet link
+    const n = 20;
+    for (let i = 0; i < n; i++) {
+      await send();
+      await new Promise((res) => setTimeout(res, 30));
+    }
+    const during = (await commits()) - before;
+    // each article's transaction takes the row answered before it; alone, each answer was a commit too
+    assert.ok(during <= n + 4, `${during} transactions for ${n} articles passed on one at a time`);
+    // the last row has no article to go with: it goes on its own shortly after
+    const deadline = Date.now() + 10_000;
+    while ((await rows()) > 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+    assert.equal(await rows(), 0, "a backlog row stayed after the peer answered for its article");
+    assert.equal(rx.arrivals.size, n + 1);
+  } finally {
+    client.close();
+    await db.close();
+    await node.stop();
+    await rx.close();
+  }
+});

@@ -11,7 +11,7 @@ import { HeaderError, Headers, parseHeaders, unfold, clip, printable, text, trim
 import { mailboxListError } from "../protocol/article/mailbox.js";
 import { isMessageId } from "../protocol/article/msgid.js";
 import { parseNewsgroups } from "../protocol/article/newsgroups.js";
-import { pathNames, prependPath, isPathIdentity, pathIdentities } from "../protocol/article/path.js";
+import { identitiesName, prependPath, isPathIdentity, pathIdentities } from "../protocol/article/path.js";
 import { formatDateHeader, parseDateHeader } from "../protocol/article/date.js";
 import type { Storage } from "../storage/database.js";
 import { WriterBusy } from "../storage/group-commit.js";
@@ -124,7 +124,9 @@ export class Ingest {
       const p = this.#prepare(raw, source);
       msgid = p.msgid;
       if ("moderate" in p) return this.#count({ kind: "accepted", msgid, id: 0, peers: [], note: await p.moderate() });
-      const { injectedAlready, act, ...prepared } = p;
+      // handed to the writer as it is (a copy without these two cost a young-generation object per article)
+      const prepared: NewArticle = p;
+      const { injectedAlready, act } = p;
       if (injectedAlready) {
         // an article a gateway mailed out, come back to a group address: if it is
         // here already it is a duplicate of itself (the list loop), else a second injection
@@ -134,7 +136,7 @@ export class Ingest {
       // no history lookup here: the single writer checks history inside the batch, authoritatively
       const r = await this.storage.writer.store(prepared);
       if (r.kind !== "stored") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
-      this.log.debug({ msgid, id: r.id, peers: prepared.peers, source: source.kind }, "article accepted");
+      if (this.log.isLevelEnabled("debug")) this.log.debug({ msgid, id: r.id, peers: prepared.peers, source: source.kind }, "article accepted");
       this.bus.accepted$.next({ id: r.id, msgid, groups: prepared.groups, bytes: r.data.length, data: r.data, source: source.kind, peers: prepared.peers });
       // a control message or a superseding article acts once stored, before the reply: the poster of a cancel sees it done
       if (act) await this.opts.control?.act(act);
@@ -170,18 +172,18 @@ export class Ingest {
     const now = Date.now();
     const { parsed, h } = this.#parse(raw);
     const { msgid, groups, newsgroups } = this.#check(h, raw, parsed.bodyStart, parsed.hasSeparator, source, now);
-    const injectedAlready = this.#injectOrRelay(h, source, now);
+    const { injectedAlready, path } = this.#injectOrRelay(h, source, now);
     // RFC 5537 §5: one header lookup each is all an ordinary article pays for control handling
     const control = parseControl(h.get("control"));
     const supersedes = h.get("supersedes");
     if (INJECTED.has(source.kind) && !injectedAlready) this.opts.control?.inject(h, msgid, posterOf(source.user, h), control);
-    const { carried, peers, subscribers, moderated } = this.#route(h, groups, newsgroups, raw.length, source, control);
+    const { carried, peers, subscribers, moderated } = this.#route(h, groups, newsgroups, raw.length, source, control, path);
     const body = parsed.hasSeparator ? raw.subarray(parsed.bodyStart) : Buffer.alloc(0);
     const moderation = this.opts.moderation;
     if (moderated && moderation && !injectedAlready) return { msgid, moderate: () => moderation.submit(moderated, h, body, msgid, now) };
     const cancelled = this.opts.control?.refusedOnArrival(msgid, h);
     if (cancelled) throw new Refuse(cancelled);
-    const header = h.serialize();
+    const header = h.bytes();
     return {
       msgid,
       header,
@@ -195,7 +197,7 @@ export class Ingest {
       source: source.peer ?? source.kind,
       arrived: now,
       peers,
-      mail: subscribers.length > 0 && this.opts.newsToMail ? this.opts.newsToMail(header, body, msgid, carried, subscribers, now) : undefined,
+      mail: subscribers.length > 0 && this.opts.newsToMail ? this.opts.newsToMail(header.toString("latin1"), body, msgid, carried, subscribers, now) : undefined,
       injectedAlready,
       act: control || supersedes ? { msgid, fields: h.fields, body, control, supersedes } : undefined,
     };
@@ -204,7 +206,7 @@ export class Ingest {
   /** parse: the header section as octets, refusing what a reader and this node could read differently. */
   #parse(raw: Buffer) {
     const parsed = parseHeaders(raw);
-    const h = new Headers(parsed.fields);
+    const h = new Headers(parsed.fields, raw);
     for (const key of SINGLE) {
       if (h.count(key) > 1) throw new Refuse(`Duplicate header: ${h.all(key)[0].name}`);
     }
@@ -268,9 +270,10 @@ export class Ingest {
    * Injection-Info are added; or, for what a peer relays, the Path check
    * (§3.2): a relay refuses what already passed through it. Returns whether
    * a mail carried an Injection-Info already (an article a gateway mailed
-   * out): refused unless history has it, which article() checks first.
+   * out): refused unless history has it, which article() checks first; and,
+   * for a relayed article, its new Path's identities (for routing).
    */
-  #injectOrRelay(h: Headers, source: Source, now: number): boolean {
+  #injectOrRelay(h: Headers, source: Source, now: number): { injectedAlready: boolean; path?: string[] } {
     const pathhost = this.opts.pathhost;
     const path = h.get("path");
     let injectedAlready = false;
@@ -289,18 +292,21 @@ export class Ingest {
       if (path === undefined || path === "") throw new Refuse("Missing required header: Path");
       const ids = pathIdentities(path);
       if (ids.length === 0 || !ids.every(isPathIdentity)) throw new Refuse(`Invalid Path header: ${show(path)}`);
-      if (pathNames(path, pathhost)) {
+      if (identitiesName(ids, pathhost)) {
         this.counts.loops++;
         throw new Refuse(`Article already passed through ${pathhost} (Path loop)`);
       }
       h.set("Path", prependPath(pathhost, path));
+      h.remove("xref"); // RFC 5536 §3.2.14: Xref is this server's own
+      ids.unshift(pathhost);
+      return { injectedAlready, path: ids };
     }
-    h.remove("xref"); // RFC 5536 §3.2.14: Xref is this server's own
-    return injectedAlready;
+    h.remove("xref");
+    return { injectedAlready };
   }
 
   /** route: which groups here carry it, which peers get it, and which mail subscribers. */
-  #route(h: Headers, groups: string[], newsgroups: string, bytes: number, source: Source, control: Control | undefined) {
+  #route(h: Headers, groups: string[], newsgroups: string, bytes: number, source: Source, control: Control | undefined, path = pathIdentities(h.get("path")!)) {
     const post = INJECTED.has(source.kind);
     const has = (g: string) => this.storage.groups.get(g) !== undefined;
     // a control message is filed in control.<verb> or control (as INN files it) and goes to
@@ -308,7 +314,7 @@ export class Ingest {
     const carried = control ? controlGroups(control, has) : groups.filter(has);
     const distribution = h.get("distribution")?.split(",").map(trimWsp).filter(Boolean);
     const routed = control ? [...groups, carried[0] ?? "control"] : groups;
-    const route = { groups: routed, distribution, bytes, path: pathIdentities(h.get("path")!), from: source.peer };
+    const route = { groups: routed, distribution, bytes, path, from: source.peer };
     const peers = this.opts.peers.filter((p) => wants(p, route)).map((p) => p.id);
     // a control message is taken even where no control group is carried: kept only until passed on, but acted on
     if (carried.length === 0 && !control && (post || peers.length === 0)) throw new Refuse(`No carried newsgroups in ${show(newsgroups)}`);

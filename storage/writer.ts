@@ -13,11 +13,11 @@ import type { Spool } from "./spool.js";
 export interface NewArticle {
   msgid: string;
   /**
-   * Header section as it will be stored, each line CRLF-terminated, as a
-   * binary string (one char per octet, so 8-bit bytes stay as they came);
-   * the writer appends Xref.
+   * Header section as it will be stored, each line CRLF-terminated: bytes,
+   * or a binary string (one char per octet, so 8-bit bytes stay as they
+   * came); the writer appends Xref.
    */
-  header: string;
+  header: Buffer | string;
   body: Buffer;
   /** Groups carried here, in Newsgroups order, that the article is filed in. */
   groups: string[];
@@ -295,10 +295,11 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
       }
       // RFC 5536 §3.2.14: Xref names this server and the number in each group
       const xref = `${this.opts.pathhost} ${filed.map(([g, n]) => `${g}:${n}`).join(" ")}`;
-      const header = filed.length > 0 ? item.header + `Xref: ${xref}\r\n` : item.header;
-      // one buffer written in place (the header is a binary string, one char an octet): no copy of the header first
-      const bytes = Buffer.allocUnsafe(header.length + 2 + item.body.length);
-      const headLen = bytes.write(header, 0, "latin1");
+      const xrefLine = filed.length > 0 ? `Xref: ${xref}\r\n` : "";
+      // one buffer written in place
+      const bytes = Buffer.allocUnsafe(item.header.length + xrefLine.length + 2 + item.body.length);
+      let headLen = typeof item.header === "string" ? bytes.write(item.header, 0, "latin1") : item.header.copy(bytes, 0);
+      if (xrefLine) headLen += bytes.write(xrefLine, headLen, "latin1");
       bytes[headLen] = 0x0d;
       bytes[headLen + 1] = 0x0a;
       item.body.copy(bytes, headLen + 2);

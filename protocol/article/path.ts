@@ -22,6 +22,12 @@ export function prependPath(identity: string, value: string): string {
 }
 
 export function pathNames(value: string, identity: string): boolean {
+  return identitiesName(pathIdentities(value), identity);
+}
+
+/** Whether `identity` is among `ids` (pathIdentities()), as path identities compare: without case. */
+export function identitiesName(ids: readonly string[], identity: string): boolean {
   const want = identity.toLowerCase();
-  return pathIdentities(value).some((p) => p.toLowerCase() === want);
+  for (const p of ids) if (p.length === want.length && p.toLowerCase() === want) return true;
+  return false;
 }

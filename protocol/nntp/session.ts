@@ -228,7 +228,9 @@ export class Session {
     }
     const sp = line.search(/[ \t]/);
     const verb = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
-    const args = sp < 0 ? [] : line.slice(sp + 1).trim().split(/[ \t]+/);
+    const rest = sp < 0 ? "" : line.slice(sp + 1).trim();
+    // one argument (CHECK, TAKETHIS, ARTICLE...) is the common case: no pattern to run for it
+    const args = sp < 0 ? [] : rest.indexOf(" ") < 0 && rest.indexOf("\t") < 0 ? [rest] : rest.split(/[ \t]+/);
     const cmd: Command | undefined = COMMANDS[verb];
     if (!cmd) {
       this.#enqueue(false, false, () => status(C.UNKNOWN, `Unknown command ${printableVerb(verb)}`));

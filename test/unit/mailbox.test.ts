@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { mailboxListError } from "../../protocol/article/mailbox.js";
+import { SIMPLE_MAILBOX, fullMailboxListError, mailboxListError } from "../../protocol/article/mailbox.js";
 
 const valid = [
   "a@b",
@@ -155,4 +155,26 @@ test("random well-formed lists are accepted", () => {
       assert.equal(mailboxListError(v), undefined, v);
     }),
   );
+});
+
+test("the shortcut for common From forms takes only what the full parser takes", () => {
+  // strings made from the shortcut's own pattern: every one is a mailbox to the parser
+  fc.assert(
+    fc.property(fc.stringMatching(SIMPLE_MAILBOX, { size: "medium" }), (v) => {
+      assert.equal(fullMailboxListError(v), undefined, JSON.stringify(v));
+    }),
+    { numRuns: 2000 },
+  );
+  // and on anything, with or without the shortcut, the same answer
+  const alphabet = fc.constantFrom(..."aZ9.@<>()[]\\\",:; \t\xe9=?-");
+  fc.assert(
+    fc.property(fc.string({ unit: alphabet, maxLength: 60 }), (v) => {
+      assert.equal(mailboxListError(v), fullMailboxListError(v), JSON.stringify(v));
+    }),
+    { numRuns: 3000 },
+  );
+  for (const v of ["Bench <bench@example.org>", "a.b@c.d", "\"Doe, J.\" <j@x.example>", "j@x.example (J. Doe)", "J\xe9r\xf4me <j@x.example>"]) {
+    assert.ok(SIMPLE_MAILBOX.test(v), v);
+    assert.equal(mailboxListError(v), undefined, v);
+  }
 });

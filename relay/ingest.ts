@@ -113,34 +113,28 @@ export class Ingest {
   onOutcome?: (o: Outcome, source: Source) => void;
 
   async article(raw: Buffer, source: Source): Promise<Outcome> {
-    const o = await this.#article(raw, source);
-    this.onOutcome?.(o, source);
-    return o;
-  }
-
-  async #article(raw: Buffer, source: Source): Promise<Outcome> {
     let msgid: string | undefined = source.offered;
     try {
       const p = this.#prepare(raw, source);
       msgid = p.msgid;
-      if ("moderate" in p) return this.#count({ kind: "accepted", msgid, id: 0, peers: [], note: await p.moderate() });
+      if ("moderate" in p) return this.#count({ kind: "accepted", msgid, id: 0, peers: [], note: await p.moderate() }, source);
       // handed to the writer as it is (a copy without these two cost a young-generation object per article)
       const prepared: NewArticle = p;
       const { injectedAlready, act } = p;
       if (injectedAlready) {
         // an article a gateway mailed out, come back to a group address: if it is
         // here already it is a duplicate of itself (the list loop), else a second injection
-        if (await this.storage.history.has(msgid)) return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
+        if (await this.storage.history.has(msgid)) return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" }, source);
         throw new Refuse("Article already injected (has Injection-Info)");
       }
       // no history lookup here: the single writer checks history inside the batch, authoritatively
       const r = await this.storage.writer.store(prepared);
-      if (r.kind !== "stored") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" });
+      if (r.kind !== "stored") return this.#count({ kind: "duplicate", msgid, reason: "Duplicate Message-ID" }, source);
       if (this.log.isLevelEnabled("debug")) this.log.debug({ msgid, id: r.id, peers: prepared.peers, source: source.kind }, "article accepted");
       this.bus.accepted$.next({ id: r.id, msgid, groups: prepared.groups, bytes: r.data.length, data: r.data, source: source.kind, peers: prepared.peers });
       // a control message or a superseding article acts once stored, before the reply: the poster of a cancel sees it done
       if (act) await this.opts.control?.act(act);
-      return this.#count({ kind: "accepted", msgid, id: r.id, peers: prepared.peers });
+      return this.#count({ kind: "accepted", msgid, id: r.id, peers: prepared.peers }, source);
     } catch (err) {
       if (err instanceof Refuse || err instanceof HeaderError) {
         const reason = err.message;
@@ -149,21 +143,23 @@ export class Ingest {
         }
         this.log.debug({ msgid, source: source.kind, client: source.client, reason }, "article refused");
         this.refusals.event(source.peer ?? source.client, reason, { msgid, source: source.kind, client: source.client });
-        return this.#count({ kind: "rejected", msgid, reason });
+        return this.#count({ kind: "rejected", msgid, reason }, source);
       }
       if (err instanceof WriterBusy || isTransient(err)) {
         const cause = err instanceof WriterBusy ? "writer queue full" : ((err as { code?: string }).code ?? "storage error");
         this.#trouble.event("warn", `deferred: ${cause}`, "storage", "articles deferred: storage busy", { msgid, err: String(err) });
-        return this.#count({ kind: "deferred", msgid, reason: `Storage busy (${(err as Error).message}); try again later` });
+        return this.#count({ kind: "deferred", msgid, reason: `Storage busy (${(err as Error).message}); try again later` }, source);
       }
       // Unknown failures defer too: a valid article must never be refused for our fault.
       this.#trouble.event("error", `failed: ${(err as Error)?.message ?? String(err)}`.slice(0, 200), "ingest", "ingest failed", { msgid, err });
-      return this.#count({ kind: "deferred", msgid, reason: "Internal error; try again later" });
+      return this.#count({ kind: "deferred", msgid, reason: "Internal error; try again later" }, source);
     }
   }
 
-  #count<T extends Outcome>(o: T): T {
+  /** Every outcome passes here once: counted, and told to onOutcome. */
+  #count<T extends Outcome>(o: T, source: Source): T {
     this.counts[o.kind]++;
+    this.onOutcome?.(o, source);
     return o;
   }
 

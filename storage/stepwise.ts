@@ -113,9 +113,12 @@ const asJson = /^INSERT\b[^;]*\bVALUES$/;
  * REAL, text as TEXT, null as NULL, as bound values would.
  */
 export function jsonInsert(head: string, cols: number, rows: unknown[][]): { sql: string; json: string; bytes?: Buffer } {
+  // bytes that crossed to the commit thread arrive as Uint8Array (structured clone), not Buffer;
+  // a column may hold bytes in some rows and NULL in others
+  const isBlob: boolean[] = [];
+  for (const r of rows) for (let c = 0; c < cols; c++) if (r[c] instanceof Uint8Array) isBlob[c] = true;
   const blobCols: number[] = [];
-  // bytes that crossed to the commit thread arrive as Uint8Array (structured clone), not Buffer
-  for (let c = 0; c < cols; c++) if (rows.some((r) => r[c] instanceof Uint8Array)) blobCols.push(c);
+  for (let c = 0; c < cols; c++) if (isBlob[c]) blobCols.push(c);
   let json: string;
   let bytes: Buffer | undefined;
   if (blobCols.length === 0) json = JSON.stringify(rows);

@@ -197,12 +197,34 @@ export class Headers {
     for (const f of this.fields) n += (src && f.at !== undefined ? f.to! - f.at : f.name.length + 1 + f.raw.length) + 2;
     const out = Buffer.allocUnsafe(n);
     let o = 0;
-    for (const f of this.fields) {
-      if (src && f.at !== undefined) o += src.copy(out, o, f.at, f.to);
-      else o += out.write(f.name + ":" + f.raw, o, "latin1");
+    // fields that lie one after another in the source go in one copy (most of them), with the CRLFs between them
+    let runAt = -1;
+    let runTo = -1;
+    const crlf = () => {
       out[o++] = 0x0d;
       out[o++] = 0x0a;
+    };
+    const flush = () => {
+      if (runAt < 0) return;
+      o += src!.copy(out, o, runAt, runTo);
+      crlf();
+      runAt = -1;
+    };
+    for (const f of this.fields) {
+      if (src && f.at !== undefined) {
+        if (runAt >= 0 && f.at === runTo + 2) runTo = f.to!;
+        else {
+          flush();
+          runAt = f.at;
+          runTo = f.to!;
+        }
+        continue;
+      }
+      flush();
+      o += out.write(f.name + ":" + f.raw, o, "latin1");
+      crlf();
     }
+    flush();
     return out;
   }
 }

@@ -136,3 +136,28 @@ test("headers: folded values, order kept, malformed lines refused", () => {
   assert.throws(() => parseHeaders(Buffer.from("no colon here\r\n\r\nb")), HeaderError);
   assert.throws(() => parseHeaders(Buffer.from(" starts folded\r\n\r\nb")), HeaderError);
 });
+
+test("Headers.bytes() is serialize() as bytes, whatever was set, prepended or removed, folded or 8-bit", () => {
+  const name = fc.constantFrom("Path", "From", "Subject", "Xref", "X-Long", "Message-ID");
+  const value = fc.string({ unit: fc.constantFrom(..."ab \t\xe9\xff<>@!"), minLength: 1, maxLength: 12 });
+  const field = fc.tuple(name, value, fc.option(value)).map(([n, v, fold]) => `${n}: ${v}${fold === null ? "" : `\r\n ${fold}`}`);
+  const op = fc.oneof(
+    fc.tuple(fc.constant("set"), name, value),
+    fc.tuple(fc.constant("prepend"), name, value),
+    fc.tuple(fc.constant("remove"), name, fc.constant("")),
+  );
+  fc.assert(
+    fc.property(fc.array(field, { minLength: 1, maxLength: 8 }), fc.array(op, { maxLength: 4 }), fc.constantFrom("\r\n\r\nbody\r\n", "\r\n", ""), (fields, ops, end) => {
+      const raw = Buffer.from(fields.join("\r\n") + end, "latin1");
+      const parsed = parseHeaders(raw, { strict: false });
+      const h = new Headers(parsed.fields, raw);
+      for (const [kind, n, v] of ops) {
+        if (kind === "set") h.set(n, v);
+        else if (kind === "prepend") h.prepend(n, v);
+        else h.remove(n.toLowerCase());
+      }
+      assert.deepEqual(h.bytes(), Buffer.from(h.serialize(), "latin1"));
+    }),
+    { numRuns: 2000 },
+  );
+});

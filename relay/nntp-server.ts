@@ -18,6 +18,8 @@ export interface ServerLimits extends SessionLimits, GuardLimits {
 
 /** TLS handshakes under way at once from one address on the implicit-TLS listener. */
 const MAX_HANDSHAKES_PER_ADDRESS = 8;
+/** Reply text held for the end of the turn beyond this is written at once (a long listing, say). */
+const OUT_TEXT_MAX = 64 * 1024;
 
 /** One open connection: what status, limits and TLS need to know of it. */
 export interface Connection {
@@ -160,34 +162,54 @@ export class NntpServer {
     this.#sockets.add(socket);
     let ended = false;
     const gate = new ReadGate(() => conn.socket);
+    const out = {
+      text: "",
+      corked: false,
+      // at the end of the turn, and before STARTTLS writes its 382 on the plain socket (the replies before it go first)
+      flush: () => {
+        const s = conn.socket;
+        out.corked = false;
+        if (out.text && !s.destroyed) s.write(out.text);
+        out.text = "";
+        s.uncork();
+      },
+    };
     const session = new Session(this.backend, client, this.limits, {
       // conn.socket, not socket: after STARTTLS it is the TLS socket
       write: (parts) => {
         const s = conn.socket;
         if (ended || s.destroyed) return;
-        s.cork();
-        // consecutive reply lines go as one string: a chunk each made the corked writev
-        // convert and pass every 239 of a TAKETHIS stream on its own
-        let text = "";
+        // Reply lines of one turn of the event loop go as one string: a chunk each made
+        // the corked writev convert and pass every 239 of a TAKETHIS stream on its own, and
+        // the replies of a batch's articles, which complete one by one, come in many calls.
+        // Bytes (articles) keep their place in the order; text never waits past the turn.
+        if (!out.corked) {
+          out.corked = true;
+          s.cork();
+          process.nextTick(out.flush);
+        }
         for (const p of parts) {
-          if (typeof p === "string") text += p;
+          if (typeof p === "string") out.text += p;
           else {
-            if (text) s.write(text);
-            text = "";
+            if (out.text) s.write(out.text);
+            out.text = "";
             s.write(p);
           }
         }
-        if (text) s.write(text);
-        process.nextTick(() => s.uncork());
+        if (out.text.length >= OUT_TEXT_MAX) {
+          s.write(out.text);
+          out.text = "";
+        }
       },
       queued: () => conn.socket.writableLength,
       end: () => {
         ended = true;
+        out.flush(); // the last replies (205, 400) before the end
         conn.socket.end();
       },
       pause: () => gate.hold("session"),
       resume: () => gate.release("session"),
-      startTls: this.tls && !(socket instanceof tls.TLSSocket) ? (reply, onWrapped) => this.#startTls(conn, reply, onWrapped, wire, unwire) : undefined,
+      startTls: this.tls && !(socket instanceof tls.TLSSocket) ? (reply, onWrapped) => (out.flush(), this.#startTls(conn, reply, onWrapped, wire, unwire)) : undefined,
       log: (level, obj, msg) => log[level](obj, msg),
       tracing: log.isLevelEnabled("trace"),
     });

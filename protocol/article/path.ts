@@ -28,6 +28,6 @@ export function pathNames(value: string, identity: string): boolean {
 /** Whether `identity` is among `ids` (pathIdentities()), as path identities compare: without case. */
 export function identitiesName(ids: readonly string[], identity: string): boolean {
   const want = identity.toLowerCase();
-  for (const p of ids) if (p.length === want.length && p.toLowerCase() === want) return true;
+  for (const p of ids) if (p.toLowerCase() === want) return true;
   return false;
 }

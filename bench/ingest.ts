@@ -149,6 +149,8 @@ export interface Server {
   peakRssMb(): number;
   /** How it was set up, for the report. */
   setup: string;
+  /** tidings: its commit latency histogram from /metrics (cumulative counts by upper bound in seconds). */
+  commits?(): Promise<Map<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -161,6 +163,12 @@ export async function startTidings(): Promise<Server> {
     readerPid: () => node.pid,
     peakRssMb: () => rss(node.pid).peak,
     setup: "defaults (storage.synchronous = full)",
+    commits: async () => {
+      const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+      const m = new Map<string, number>();
+      for (const [, le, n] of text.matchAll(/^tidings_commit_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) m.set(le, Number(n));
+      return m;
+    },
     stop: () => node.stop({ keepData: true }),
   });
 }
@@ -213,6 +221,8 @@ export interface Phase {
   clientMax: number;
   /** Server process CPU, seconds. */
   serverCpu: number;
+  /** tidings: commits of the phase that took over 50 ms, and the bound of the slowest one's bucket. */
+  slowCommits?: { count: number; longest: string };
 }
 
 export interface Case {
@@ -240,10 +250,21 @@ export interface Run {
 const WINDOW = 300;
 
 async function timedFeed(s: Server, count: number, c: Case, tag: string): Promise<Phase> {
+  const h0 = await s.commits?.();
   const s0 = procCpuSeconds(s.pid);
   const f: ProcFeedResult = await feedProcs({ host: "127.0.0.1", port: s.port, count, bodyBytes: c.body, connections: c.conns, window: WINDOW, group: "local.test", tag });
   const s1 = procCpuSeconds(s.pid);
-  return { count, accepted: f.accepted, seconds: f.seconds, bytes: f.bytes, clientCpu: f.clientCpuSeconds, clientMax: f.clientMaxShare, serverCpu: s1 - s0 };
+  const h1 = await s.commits?.();
+  const phase: Phase = { count, accepted: f.accepted, seconds: f.seconds, bytes: f.bytes, clientCpu: f.clientCpuSeconds, clientMax: f.clientMaxShare, serverCpu: s1 - s0 };
+  if (h0 && h1) {
+    // a round where the node waited instead of computing: were its commits (each waits for a sync) slow?
+    const d = (le: string) => (h1.get(le) ?? 0) - (h0.get(le) ?? 0);
+    let longest = "";
+    let below = d("0.05");
+    for (const le of h1.keys()) if (d(le) > below && Number(le) > 0.05) (longest = le), (below = d(le));
+    phase.slowCommits = { count: d("+Inf") - d("0.05"), longest };
+  }
+  return phase;
 }
 
 export async function runOne(variant: Variant, c: Case, round: number, readerSeconds: number): Promise<Run> {

@@ -55,6 +55,8 @@ const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
 const cpuCell = (cpu: number, p: { accepted: number; seconds: number }) => `${usPer(cpu, p.accepted)} µs/art (${pct(cpu / p.seconds)})`;
 const feederCell = (s: { clientCpu: number; clientMax: number; seconds: number }) => `${pct(s.clientCpu / s.seconds)} (max ${pct(s.clientMax)})`;
 
+const slow = (p: Phase) => (p.slowCommits ? `${p.slowCommits.count}${p.slowCommits.count > 0 ? ` (longest ≤ ${p.slowCommits.longest} s)` : ""}` : "-");
+
 function runLine(c: Case, r: Run): string {
   const ph = (name: string, p: Phase) =>
     `${name} ${fmt(rate(p))}/s (${usPer(p.serverCpu, p.accepted)} µs)` + (p.accepted !== p.count ? ` [accepted ${fmt(p.accepted)} of ${fmt(p.count)}]` : "");
@@ -62,6 +64,7 @@ function runLine(c: Case, r: Run): string {
     `  round ${r.round + 1}  ${kb(c.body)} × ${c.conns}  ${r.variant.padEnd(11)} ${ph("cold", r.cold)}, ${ph("warm", r.warm)}` +
     `  (warm-up to ${fmt(c.w)} in ${r.warmupSeconds.toFixed(1)} s; server CPU ${pct(r.cold.serverCpu / r.cold.seconds)}/${pct(r.warm.serverCpu / r.warm.seconds)}, ` +
     `feeder ${pct(r.cold.clientCpu / r.cold.seconds)}/${pct(r.warm.clientCpu / r.warm.seconds)}; load ${load()})` +
+    (r.warm.slowCommits ? `\n      commits over 50 ms: cold ${slow(r.cold)}, warm ${slow(r.warm)}` : "") +
     (r.variant === "tidings" ? "" : `\n      INN: ${r.setup}`)
   );
 }

@@ -171,7 +171,8 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     let ids = this.#doneLater.get(peer);
     if (!ids) this.#doneLater.set(peer, (ids = []));
     ids.push(article);
-    if (++this.#doneLaterCount >= DONE_LATER_MAX) void this.flushDoneLater();
+    // at the bound, not past it: rows a failing database gave back (#doneAgain) wait for the timer
+    if (++this.#doneLaterCount === DONE_LATER_MAX) void this.flushDoneLater();
     else this.#doneLaterTimer ??= setTimeout(() => void this.flushDoneLater(), DONE_LINGER_MS).unref();
   }
 
@@ -190,9 +191,19 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
     return out;
   }
 
-  /** Rows a failed batch was to delete wait again. */
+  /**
+   * Rows a failed batch was to delete wait again: for the next batch, or the
+   * timer. Never written at once from here, whatever their number: while the
+   * database refuses every transaction (a full disk), that would be a loop.
+   */
   #doneAgain(done: BacklogDone[]): void {
-    for (const d of done) for (const a of d.articles) this.backlogDoneLater(d.peer, a);
+    for (const d of done) {
+      let ids = this.#doneLater.get(d.peer);
+      if (!ids) this.#doneLater.set(d.peer, (ids = []));
+      for (const a of d.articles) ids.push(a);
+      this.#doneLaterCount += d.articles.length;
+    }
+    this.#doneLaterTimer ??= setTimeout(() => void this.flushDoneLater(), DONE_LINGER_MS).unref();
   }
 
   drain(): Promise<void> {

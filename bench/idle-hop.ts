@@ -7,10 +7,9 @@
 // of waking the node's threads.
 //   node dist/bench/idle-hop.js [gap ms, 20] [storage.synchronous, full]
 import { startNode } from "../test/helpers/node.js";
-import { makeArticle } from "./feeder.js";
+import { feed, makeArticle } from "./feeder.js";
 import { NntpClient } from "../protocol/nntp/client.js";
 import { Receiver } from "./receiver.js";
-import { feed } from "./feeder.js";
 
 const gap = Number(process.argv[2] ?? 20);
 const sync = process.argv[3] ?? "full";

@@ -272,6 +272,7 @@ export class Ingest {
   #injectOrRelay(h: Headers, source: Source, now: number): { injectedAlready: boolean; path?: string[] } {
     const pathhost = this.opts.pathhost;
     const path = h.get("path");
+    h.remove("xref"); // RFC 5536 §3.2.14: Xref is this server's own
     let injectedAlready = false;
     if (INJECTED.has(source.kind)) {
       if (h.count("injection-info") > 0) {
@@ -293,11 +294,9 @@ export class Ingest {
         throw new Refuse(`Article already passed through ${pathhost} (Path loop)`);
       }
       h.set("Path", prependPath(pathhost, path));
-      h.remove("xref"); // RFC 5536 §3.2.14: Xref is this server's own
       ids.unshift(pathhost);
       return { injectedAlready, path: ids };
     }
-    h.remove("xref");
     return { injectedAlready };
   }
 

@@ -1,9 +1,9 @@
 // The node's figures (peers, who is connected, what came in, queues, the
 // database): written to data_dir/status.json for `tidings status`, read by
 // /metrics (relay/metrics.ts), and per-peer figures logged when they change.
-import { readdir, rename, stat, writeFile } from "node:fs/promises";
+import { rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { spoolDir } from "../storage/spool.js";
+import { spoolUsage } from "../storage/spool.js";
 import type { Node } from "./node.js";
 import { emptyFeedStats, type FeedStats } from "./feeds/peer-feed.js";
 import type { BacklogStats } from "../storage/backlog.js";
@@ -183,10 +183,8 @@ function connections(n: Node): Pick<NodeStatus, "clients" | "nntpTotals" | "limi
 async function databaseSize(dataDir: string): Promise<NodeStatus["database"]> {
   const file = join(dataDir, "tidings.sqlite");
   const size = (f: string) => stat(f).then((st) => st.size, () => 0);
-  const dir = spoolDir(dataDir);
-  const names = await readdir(dir).then((all) => all.filter((f) => f.endsWith(".spool")), () => [] as string[]);
-  const spoolBytes = (await Promise.all(names.map((f) => size(join(dir, f))))).reduce((a, b) => a + b, 0);
-  return { file, bytes: await size(file), walBytes: await size(file + "-wal"), spoolFiles: names.length, spoolBytes };
+  const spool = await spoolUsage(dataDir);
+  return { file, bytes: await size(file), walBytes: await size(file + "-wal"), spoolFiles: spool.files, spoolBytes: spool.bytes };
 }
 
 /** Open connections listed one a line in the text; `tidings status --json` has them all. */

@@ -142,12 +142,12 @@ export class Articles {
         return { seg, at, len };
       }),
     );
-    const bytes = new Map(spooled.map((r, i) => [r, read[i]]));
     const out: R[] = [];
+    let k = 0; // read[] is in the order of the spooled rows
     for (const r of rows) {
       if (r.spool === null) out.push(r);
       else {
-        const data = bytes.get(r);
+        const data = read[k++];
         if (data) out.push({ ...r, data });
       }
     }

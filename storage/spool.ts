@@ -15,6 +15,7 @@
 // starts every run on a new segment, so nothing written before a crash is
 // ever written over.
 import { close, closeSync, constants, fdatasync, fsyncSync, mkdirSync, openSync, read, readdirSync, readSync, statSync, unlinkSync, writev } from "node:fs";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 
 /** Articles of at least this many bytes go to the spool by default (storage.spool_min_bytes); smaller ones stay in their row (within a page, read with it). */
@@ -58,6 +59,19 @@ export function segmentsOnDisk(dir: string): number[] {
     if (m) out.push(Number(m[1]));
   }
   return out.sort((a, b) => a - b);
+}
+
+/** The spool's files and their bytes together (status, /metrics); none before the folder exists. */
+export async function spoolUsage(dataDir: string): Promise<{ files: number; bytes: number }> {
+  const dir = spoolDir(dataDir);
+  let segs: number[];
+  try {
+    segs = segmentsOnDisk(dir);
+  } catch {
+    return { files: 0, bytes: 0 };
+  }
+  const sizes = await Promise.all(segs.map((seg) => stat(segmentFile(dir, seg)).then((st) => st.size, () => 0)));
+  return { files: segs.length, bytes: sizes.reduce((a, b) => a + b, 0) };
 }
 
 /** Joins writes that follow each other in one segment into one buffer each (one write call, one transfer between threads). */

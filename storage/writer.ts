@@ -168,12 +168,9 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
    * and answered as a duplicate.
    */
   backlogDoneLater(peer: number, article: number): void {
-    let ids = this.#doneLater.get(peer);
-    if (!ids) this.#doneLater.set(peer, (ids = []));
-    ids.push(article);
     // at the bound, not past it: rows a failing database gave back (#doneAgain) wait for the timer
-    if (++this.#doneLaterCount === DONE_LATER_MAX) void this.flushDoneLater();
-    else this.#doneLaterTimer ??= setTimeout(() => void this.flushDoneLater(), DONE_LINGER_MS).unref();
+    if (this.#keepDone(peer, article) === DONE_LATER_MAX) void this.flushDoneLater();
+    else this.#doneTimer();
   }
 
   /** Writes the answered rows waiting (`backlogDoneLater`) now; resolves once they are deleted, or have failed and wait again. */
@@ -197,12 +194,19 @@ export class Writer implements Contributor<NewsItem, WriteResult> {
    * database refuses every transaction (a full disk), that would be a loop.
    */
   #doneAgain(done: BacklogDone[]): void {
-    for (const d of done) {
-      let ids = this.#doneLater.get(d.peer);
-      if (!ids) this.#doneLater.set(d.peer, (ids = []));
-      for (const a of d.articles) ids.push(a);
-      this.#doneLaterCount += d.articles.length;
-    }
+    for (const d of done) for (const a of d.articles) this.#keepDone(d.peer, a);
+    this.#doneTimer();
+  }
+
+  /** Keeps an answered row for later; returns how many wait. */
+  #keepDone(peer: number, article: number): number {
+    let ids = this.#doneLater.get(peer);
+    if (!ids) this.#doneLater.set(peer, (ids = []));
+    ids.push(article);
+    return ++this.#doneLaterCount;
+  }
+
+  #doneTimer(): void {
     this.#doneLaterTimer ??= setTimeout(() => void this.flushDoneLater(), DONE_LINGER_MS).unref();
   }
 
